@@ -122,6 +122,27 @@ def _optional_hook_factory(tp: Any) -> Callable[[Any, Any], Any]:
 converter.register_structure_hook_factory(_is_optional_type, _optional_hook_factory)
 
 
+def _not_an_object(value: Any, cls: Any) -> TypeError:
+    name = getattr(cls, "__name__", str(cls))
+    return TypeError(f"expected an object for {name}, got {type(value).__name__}")
+
+
+def _attrs_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:
+    # Without this check, a list or string where an object belongs would quietly become an
+    # empty model (every field has a default).
+    structure_fields = make_dict_structure_fn(cls, converter)
+
+    def structure_object(value: Any, _: Any) -> Any:
+        if value.__class__ is not dict:
+            raise _not_an_object(value, cls)
+        return structure_fields(value, cls)
+
+    return structure_object
+
+
+converter.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
+
+
 def _has_raw_field(cls: Any) -> bool:
     return attrs.has(cls) and "raw" in attrs.fields_dict(cls)
 
@@ -130,6 +151,8 @@ def _raw_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:
     structure_fields = make_dict_structure_fn(cls, converter, raw=override(omit=True))
 
     def structure_with_raw(value: Any, _: Any) -> Any:
+        if value.__class__ is not dict:
+            raise _not_an_object(value, cls)
         instance = structure_fields(value, cls)
         # The classes are frozen; ``raw`` is set once, here, right after construction.
         object.__setattr__(instance, "raw", value)
@@ -153,8 +176,10 @@ _pause_reason_fields = make_dict_structure_fn(PauseReason, converter)
 
 
 def _structure_pause_reason(value: Any, _: Any) -> PauseReason:
+    if not isinstance(value, dict):
+        raise _not_an_object(value, PauseReason)
     # Dify writes the discriminator of a pause reason as ``TYPE``.
-    if isinstance(value, dict) and "TYPE" in value and "type" not in value:
+    if "TYPE" in value and "type" not in value:
         value = {**value, "type": value["TYPE"]}
     return _pause_reason_fields(value, PauseReason)
 

@@ -1,0 +1,60 @@
+"""chatapi: an async-first, typed client for Dify chat apps (Chatflow, chatbot, agent).
+
+Everything a user needs is importable from here; submodules named in the docs
+(``chatapi.events``, ``chatapi.models``, ``chatapi.sse``, ``chatapi.errors``) hold the rest.
+"""
+
+from ._config import Timeout
+from ._version import __version__
+from .client import AsyncChatClient
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ChatAPIError,
+    ConfigurationError,
+    IncompleteStreamError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTooLargeError,
+    ResponseDecodeError,
+    SSEDecodeError,
+    StreamError,
+    StreamIdleTimeoutError,
+    UnsupportedMediaTypeError,
+)
+from .events import StreamEvent
+from .models import ChatCompletion, InputFile
+from .streaming import AsyncChatStream
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncChatClient",
+    "AsyncChatStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatAPIError",
+    "ChatCompletion",
+    "ConfigurationError",
+    "IncompleteStreamError",
+    "InputFile",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "ResponseDecodeError",
+    "SSEDecodeError",
+    "StreamError",
+    "StreamEvent",
+    "StreamIdleTimeoutError",
+    "Timeout",
+    "UnsupportedMediaTypeError",
+    "__version__",
+]

@@ -1,0 +1,302 @@
+"""The transport: owns the aiohttp session, sends requests, retries, and translates failures.
+
+Nothing above this module sees an aiohttp or asyncio exception: connection problems become
+:class:`~chatapi.errors.APIConnectionError` / :class:`~chatapi.errors.APITimeoutError`, and
+non-2xx answers become the :class:`~chatapi.errors.APIStatusError` family, with the original
+exception chained as ``__cause__``.
+
+Retry rule: a request is tried again only when doing so cannot run it twice on the server.
+Any call may be retried when the connection could not be opened (nothing was sent). Only
+idempotent calls (GET, PUT, DELETE) are retried after a status of 408/429/502/503/504 or a
+connection that broke after the request went out; ``POST /chat-messages`` never is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import attrs
+
+from ._config import Settings, Timeout, user_agent
+from ._convert import decode_json
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ChatAPIError,
+    ConfigurationError,
+    RateLimitError,
+    status_error_from_response,
+)
+
+__all__ = ["HTTPClient", "Response", "translate_transport_error"]
+
+log = logging.getLogger("chatapi")
+
+RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 8.0
+RETRY_AFTER_MAX = 60.0
+
+
+@attrs.frozen
+class Response:
+    """A fully read response: status, headers and body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+def translate_transport_error(exc: BaseException, *, what: str) -> ChatAPIError:
+    """Turn an aiohttp/asyncio failure into the matching chatapi exception (not raised)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError(f"{what}: connect timeout", timeout="connect")
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return APITimeoutError(f"{what}: read timeout (socket idle)", timeout="read")
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return APITimeoutError(f"{what}: timeout ({exc})", timeout="read")
+    if isinstance(exc, asyncio.TimeoutError):
+        return APITimeoutError(f"{what}: total timeout", timeout="total")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return APIConnectionError(
+            f"{what}: could not connect to {exc.host}:{exc.port} ({exc.os_error})"
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return APIConnectionError(f"{what}: server closed the connection")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return APIConnectionError(f"{what}: response body broke off ({exc})")
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return APIConnectionError(f"{what}: connection error ({type(exc).__name__}: {exc})")
+    return APIConnectionError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _sent_nothing(exc: BaseException) -> bool:
+    """True when the failure happened before any byte of the request left the client."""
+    return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+
+
+def backoff_delay(attempt: int) -> float:
+    """Delay before retry number ``attempt`` (0-based): doubling from 0.5 s, capped, jittered."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0**attempt)
+    return ceiling * random.uniform(0.75, 1.0)
+
+
+class HTTPClient:
+    """Sends the API's requests over one aiohttp session, created on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: Timeout,
+        max_retries: int,
+        session: aiohttp.ClientSession | None,
+        default_headers: Mapping[str, str] | None,
+        connector_limit: int,
+    ) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if (
+            isinstance(connector_limit, bool)
+            or not isinstance(connector_limit, int)
+            or connector_limit < 0
+        ):
+            raise ConfigurationError(
+                f"connector_limit must be an integer >= 0 (0: no limit), got {connector_limit!r}"
+            )
+        self._settings = settings
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._session = session
+        self._owns_session = session is None
+        self._connector_limit = connector_limit
+        self._headers = {
+            "User-Agent": user_agent(),
+            **(default_headers or {}),
+            "Authorization": f"Bearer {settings.api_key}",
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def url(self, path: str) -> str:
+        return self._settings.base_url + path
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ConfigurationError("the client is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise ConfigurationError(
+                "this AsyncChatClient is bound to the event loop it first ran on and cannot be "
+                "used from another one; create one client per event loop (or use ChatClient)"
+            )
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connector_limit)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        timeout: Timeout | None = None,
+        stream: bool = False,
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the open 2xx response (the caller reads and closes it).
+
+        A non-2xx response is read, closed and raised as an ``APIStatusError`` subclass.
+        """
+        self._check_usable()
+        limits = timeout or self.timeout
+        client_timeout = limits.client_timeout(stream=stream)
+        session = self._get_session()
+        what = f"{method} {path}"
+        idempotent = method in IDEMPOTENT_METHODS
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = await session.request(
+                    method,
+                    self.url(path),
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=self._headers,
+                    timeout=client_timeout,
+                    allow_redirects=False,
+                )
+            except asyncio.CancelledError:
+                raise
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                error = translate_transport_error(exc, what=what)
+                if attempt < self.max_retries and (idempotent or _sent_nothing(exc)):
+                    delay = backoff_delay(attempt)
+                    log.info("%s failed (%s); retry %d in %.2fs", what, error, attempt + 1, delay)
+                    attempt += 1
+                    await asyncio.sleep(delay)
+                    continue
+                raise error from exc
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s -> %d in %.1f ms", what, response.status, (time.monotonic() - started) * 1e3
+                )
+            if response.status < 300:
+                return response
+            status_error = await self._status_error(response, what=what)
+            retry_delay = self._retry_delay(status_error, attempt, idempotent)
+            if retry_delay is None:
+                raise status_error
+            log.info(
+                "%s answered %d; retry %d in %.2fs",
+                what,
+                status_error.status_code,
+                attempt + 1,
+                retry_delay,
+            )
+            attempt += 1
+            await asyncio.sleep(retry_delay)
+
+    async def _status_error(self, response: aiohttp.ClientResponse, *, what: str) -> APIStatusError:
+        try:
+            body = await response.read()
+        except asyncio.CancelledError:
+            response.close()
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            body = b""
+        finally:
+            response.release()
+        return status_error_from_response(response.status, body, response.headers)
+
+    def _retry_delay(self, error: APIStatusError, attempt: int, idempotent: bool) -> float | None:
+        if attempt >= self.max_retries or not idempotent:
+            return None
+        if error.status_code not in RETRY_STATUSES:
+            return None
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            return None if error.retry_after > RETRY_AFTER_MAX else error.retry_after
+        return backoff_delay(attempt)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        timeout: Timeout | None = None,
+    ) -> Response:
+        """Send a request and read the whole 2xx response."""
+        response = await self.open(
+            method, path, params=params, json=json, data=data, timeout=timeout
+        )
+        try:
+            body = await response.read()
+        except asyncio.CancelledError:
+            response.close()
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            response.close()
+            raise translate_transport_error(exc, what=f"{method} {path}") from exc
+        response.release()
+        return Response(status=response.status, headers=response.headers, body=body)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        timeout: Timeout | None = None,
+    ) -> Any:
+        """Send a request and decode its JSON body (``None`` for an empty body or a 204)."""
+        response = await self.request(
+            method, path, params=params, json=json, data=data, timeout=timeout
+        )
+        if response.status == 204 or not response.body.strip():
+            return None
+        return decode_json(response.body, what=f"the response to {method} {path}")
+
+    async def aclose(self) -> None:
+        """Close the session if this client created it; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def __repr__(self) -> str:
+        return f"<HTTPClient base_url={self._settings.base_url!r}>"

@@ -1,0 +1,126 @@
+"""``AsyncChatClient``: configuration, the transport, and the resource namespaces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+import aiohttp
+
+from ._config import Timeout, resolve_settings
+from ._http import HTTPClient
+from .resources import (
+    AsyncAnnotations,
+    AsyncApp,
+    AsyncAudio,
+    AsyncChat,
+    AsyncConversations,
+    AsyncEndUsers,
+    AsyncFeedbacks,
+    AsyncFiles,
+    AsyncHumanInput,
+    AsyncMessages,
+    AsyncWorkflows,
+)
+
+__all__ = ["AsyncChatClient"]
+
+
+class AsyncChatClient:
+    """Async client of one Dify chat app (Chatflow, chatbot or agent).
+
+    Settings left out come from the environment: ``DIFY_API_KEY``, ``DIFY_BASE_URL``
+    (default ``https://api.dify.ai/v1``) and ``DIFY_USER`` (the end-user id used when a call
+    gives none). ``timeout`` is a :class:`Timeout` or a number (the total limit of a call).
+    A ``session`` you pass is used as is and never closed by the client.
+
+    Use it as an async context manager, or call :meth:`aclose` when done. A client is bound
+    to the event loop it first runs on.
+    """
+
+    chat: AsyncChat
+    messages: AsyncMessages
+    conversations: AsyncConversations
+    files: AsyncFiles
+    audio: AsyncAudio
+    app: AsyncApp
+    end_users: AsyncEndUsers
+    annotations: AsyncAnnotations
+    feedbacks: AsyncFeedbacks
+    workflows: AsyncWorkflows
+    human_input: AsyncHumanInput
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        user: str | None = None,
+        timeout: Timeout | float | None = None,
+        max_retries: int = 2,
+        session: aiohttp.ClientSession | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        connector_limit: int = 100,
+    ) -> None:
+        settings = resolve_settings(api_key, base_url, user)
+        self._user = settings.user
+        self._http = HTTPClient(
+            settings,
+            timeout=Timeout.coerce(timeout),
+            max_retries=max_retries,
+            session=session,
+            default_headers=default_headers,
+            connector_limit=connector_limit,
+        )
+        self.chat = AsyncChat(self)
+        self.messages = AsyncMessages(self)
+        self.conversations = AsyncConversations(self)
+        self.files = AsyncFiles(self)
+        self.audio = AsyncAudio(self)
+        self.app = AsyncApp(self)
+        self.end_users = AsyncEndUsers(self)
+        self.annotations = AsyncAnnotations(self)
+        self.feedbacks = AsyncFeedbacks(self)
+        self.workflows = AsyncWorkflows(self)
+        self.human_input = AsyncHumanInput(self)
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is appended to, without a trailing slash."""
+        return self._http.base_url
+
+    @property
+    def user(self) -> str | None:
+        """The default end-user id, used when a call gives none."""
+        return self._user
+
+    @property
+    def timeout(self) -> Timeout:
+        """The default time limits of every call."""
+        return self._http.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._http.max_retries
+
+    @property
+    def closed(self) -> bool:
+        return self._http.closed
+
+    async def aclose(self) -> None:
+        """Close the connections this client opened; idempotent."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncChatClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncChatClient base_url={self.base_url!r} user={self._user!r}>"

@@ -1,0 +1,499 @@
+"""``AsyncChatStream``: typed events from a streaming response, and what they add up to.
+
+The stream reads ``response.content.iter_any()`` chunk by chunk, feeds the sans-I/O
+:class:`~chatapi.sse.SSEDecoder`, decodes each data block into a typed event and keeps the
+state a caller wants afterwards: the run's ids, the answer so far, ``message_end`` metadata
+and the pause details of a Human Input node.
+
+When does a stream end? Dify versions disagree on the order of the closing events
+(``message_end``, ``workflow_finished``, ``workflow_paused``, ``error``) and some keep the
+socket open after them. So the stream ends at the end of the body, or as soon as every closer
+its app mode sends has arrived (Chatflow: ``workflow_finished`` and ``message_end``; chat
+apps: ``message_end``), or ``Timeout.close_grace`` after the first closer, whichever comes
+first. A body that ends before any closer raises :class:`IncompleteStreamError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from ._config import Timeout
+from ._http import translate_transport_error
+from .errors import (
+    APITimeoutError,
+    ChatAPIError,
+    IncompleteStreamError,
+    ResponseDecodeError,
+    StreamError,
+    StreamIdleTimeoutError,
+)
+from .events import (
+    PING,
+    AgentMessageEvent,
+    AgentThoughtEvent,
+    ErrorEvent,
+    MessageEndEvent,
+    MessageEvent,
+    MessageFileEvent,
+    MessageReplaceEvent,
+    PingEvent,
+    StreamEvent,
+    WorkflowFinishedEvent,
+    WorkflowPausedEvent,
+    decode_event,
+)
+from .models import ChatCompletion, MessageMetadata, WorkflowPausedData
+from .sse import ServerSentEvent, SSEDecoder
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at
+else:  # pragma: no cover - aiohttp installs async-timeout on Python 3.10
+    from async_timeout import timeout_at
+
+__all__ = ["AsyncChatStream"]
+
+log = logging.getLogger("chatapi")
+
+Opener = Callable[[], Awaitable[aiohttp.ClientResponse]]
+Stopper = Callable[[str], Awaitable[None]]
+
+# Events that say the run is over (or paused); after one of them the stream only lingers for
+# ``close_grace`` seconds.
+_CLOSERS = (MessageEndEvent, WorkflowFinishedEvent, WorkflowPausedEvent)
+_FAILED_STATUSES = frozenset({"failed"})
+
+
+def _expired(limit: Any) -> bool:
+    # asyncio.Timeout.expired is a method, async_timeout's a property.
+    expired = limit.expired
+    return bool(expired() if callable(expired) else expired)
+
+
+class AsyncChatStream:
+    """An async iterator of the typed events of one streaming run.
+
+    Use it as an async context manager so that the connection is released however the
+    block ends (normal end, ``break``, exception, cancellation)::
+
+        async with client.chat.stream("Hi") as stream:
+            async for text in stream.text_stream:
+                print(text, end="")
+        reply = await stream.final_message()
+
+    ``task_id``, ``conversation_id``, ``message_id`` and ``workflow_run_id`` are known from
+    the first event that carries them; ``current_answer`` is the answer so far.
+    """
+
+    def __init__(
+        self,
+        opener: Opener,
+        *,
+        timeout: Timeout,
+        stopper: Stopper | None = None,
+        include_pings: bool = False,
+        max_event_size: int | None = None,
+        description: str = "stream",
+    ) -> None:
+        self._opener = opener
+        self._stopper = stopper
+        self._timeout = timeout
+        self._include_pings = include_pings
+        self._description = description
+        self._decoder = (
+            SSEDecoder(dispatch_empty=True)
+            if max_event_size is None
+            else SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
+        )
+        self._response: aiohttp.ClientResponse | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._pending: deque[StreamEvent] = deque()
+        self._opened = False
+        self._closed = False
+        self._eof = False
+        # Run state.
+        self.task_id: str | None = None
+        self.conversation_id: str | None = None
+        self.message_id: str | None = None
+        self.workflow_run_id: str | None = None
+        self._created_at: int | None = None
+        self._answer_parts: list[str] = []
+        self._answer_cache: str | None = ""
+        self._message_end: MessageEndEvent | None = None
+        self._workflow_finished: WorkflowFinishedEvent | None = None
+        self._paused: WorkflowPausedEvent | None = None
+        self._workflow_mode = False
+        self._agent_mode = False
+        self._grace_deadline: float | None = None
+        self._complete = False
+        self._idle_deadline: float | None = None
+        self._clock: Callable[[], float] = time.monotonic
+
+    # -- public state -------------------------------------------------------------------
+
+    @property
+    def current_answer(self) -> str:
+        """The answer received so far (deltas joined, ``message_replace`` applied)."""
+        if self._answer_cache is None:
+            self._answer_cache = "".join(self._answer_parts)
+        return self._answer_cache
+
+    @property
+    def response(self) -> aiohttp.ClientResponse | None:
+        """The underlying HTTP response once the stream is open (for headers)."""
+        return self._response
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- context manager and iteration ----------------------------------------------------
+
+    async def __aenter__(self) -> AsyncChatStream:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        pending = self._pending
+        while True:
+            while pending:
+                event = self._accept(pending.popleft())
+                if event is not None:
+                    return event
+            if self._complete or self._closed:
+                await self._finish()
+                raise StopAsyncIteration
+            try:
+                await self._fill()
+            except BaseException:
+                self._close_response()
+                raise
+
+    @property
+    def text_stream(self) -> AsyncIterator[str]:
+        """The answer as it arrives: text deltas only; other events are consumed silently.
+
+        ``message_replace`` is not a delta: ``current_answer`` and ``final_message()``
+        reflect it, the deltas already yielded cannot.
+        """
+        return self._text_deltas()
+
+    async def _text_deltas(self) -> AsyncIterator[str]:
+        async for event in self:
+            if isinstance(event, (MessageEvent, AgentMessageEvent)):
+                if event.answer:
+                    yield event.answer
+            elif isinstance(event, MessageFileEvent) and event.answer and not event.url:
+                yield event.answer
+
+    async def final_message(self) -> ChatCompletion:
+        """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
+        async for _ in self:
+            pass
+        return self._completion()
+
+    async def until_done(self) -> None:
+        """Read the rest of the stream, discarding the events."""
+        async for _ in self:
+            pass
+
+    async def stop(self) -> None:
+        """Ask the server to stop the run (same ``user``), then close the connection.
+
+        Before the first event the task id is unknown: the connection is only closed.
+        """
+        try:
+            if self._stopper is not None and self.task_id is not None and not self._complete:
+                await self._stopper(self.task_id)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the connection; idempotent. Events not yet read are dropped."""
+        self._closed = True
+        self._pending.clear()
+        self._close_response()
+
+    # -- internals ----------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        response = await self._opener()
+        self._response = response
+        content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if content_type != "text/event-stream":
+            try:
+                head = await response.content.read(512)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                head = b""
+            finally:
+                self._close_response()
+            raise ResponseDecodeError(
+                f"expected an event stream from {self._description}, got "
+                f"{content_type or 'no content type'} (HTTP {response.status})",
+                data=head,
+            )
+        self._chunks = response.content.iter_any()
+        self._clock = asyncio.get_running_loop().time
+        if self._timeout.stream_idle is not None:
+            self._idle_deadline = self._clock() + self._timeout.stream_idle
+
+    def _close_response(self) -> None:
+        response = self._response
+        if response is None:
+            return
+        if self._eof:
+            response.release()
+        else:
+            response.close()
+        self._response = None
+        self._chunks = None
+
+    async def _fill(self) -> None:
+        """Read one chunk (or the end of the body) and queue the events it completes."""
+        if not self._opened:
+            await self._open()
+        chunks = self._chunks
+        if chunks is None:
+            self._complete = True
+            return
+        deadline = self._idle_deadline
+        grace = self._grace_deadline
+        if grace is not None and (deadline is None or grace < deadline):
+            deadline = grace
+        try:
+            if deadline is None:
+                chunk = await chunks.__anext__()
+            else:
+                limit = timeout_at(deadline)
+                try:
+                    async with limit:
+                        chunk = await chunks.__anext__()
+                except asyncio.TimeoutError:
+                    if not _expired(limit):
+                        raise
+                    self._on_deadline()
+                    return
+        except StopAsyncIteration:
+            self._eof = True
+            self._queue(self._decoder.close())
+            self._on_end_of_body()
+            return
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            if self._grace_deadline is not None:
+                # The run was over already; a connection that breaks now loses nothing.
+                self._complete = True
+                return
+            raise self._transport_failure(exc) from exc
+        if self._queue(self._decoder.feed(chunk)) and self._idle_deadline is not None:
+            self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
+
+    def _on_deadline(self) -> None:
+        if self._grace_deadline is not None and self._clock() >= self._grace_deadline - 1e-3:
+            self._complete = True
+            return
+        state = self._state()
+        raise StreamIdleTimeoutError(
+            f"{self._description}: no event for {self._timeout.stream_idle} s "
+            "(only pings or silence)",
+            timeout="stream_idle",
+            **state,
+        )
+
+    def _on_end_of_body(self) -> None:
+        if self._grace_deadline is None:
+            raise IncompleteStreamError(
+                f"{self._description} ended before the run was over", **self._state()
+            )
+        self._complete = True
+
+    def _transport_failure(self, exc: BaseException) -> ChatAPIError:
+        error = translate_transport_error(exc, what=self._description)
+        state = self._state()
+        if isinstance(error, APITimeoutError):
+            return APITimeoutError(str(error), timeout=error.timeout, **state)
+        return IncompleteStreamError(f"{self._description} broke off: {error}", **state)
+
+    def _queue(self, blocks: list[ServerSentEvent]) -> bool:
+        """Decode and queue SSE blocks; True if any of them was more than a ping."""
+        pending = self._pending
+        progress = False
+        for block in blocks:
+            if block.data:
+                pending.append(decode_event(block.data))
+                progress = True
+            elif block.event == "ping":
+                pending.append(PING)
+        return progress
+
+    def _accept(self, event: StreamEvent) -> StreamEvent | None:
+        """Update the run state with ``event``; return it if the caller should see it."""
+        cls = type(event)
+        if cls is MessageEvent:
+            self._answer_parts.append(event.answer or "")  # type: ignore[attr-defined]
+            self._answer_cache = None
+        elif cls is PingEvent:
+            return event if self._include_pings else None
+        if self.task_id is None:
+            self._take_ids(event)
+        elif self.workflow_run_id is None and event.workflow_run_id is not None:
+            self.workflow_run_id = event.workflow_run_id
+        if cls is not MessageEvent:
+            self._accept_other(event)
+        return event
+
+    def _take_ids(self, event: StreamEvent) -> None:
+        if event.task_id is not None:
+            self.task_id = event.task_id
+        if self.conversation_id is None:
+            self.conversation_id = event.conversation_id
+        if self.message_id is None:
+            self.message_id = event.message_id
+        if self.workflow_run_id is None:
+            self.workflow_run_id = event.workflow_run_id
+        if self._created_at is None:
+            self._created_at = event.created_at
+
+    def _accept_other(self, event: StreamEvent) -> None:
+        if self.conversation_id is None and event.conversation_id is not None:
+            self._take_ids(event)
+        if event.workflow_run_id is not None:
+            self._workflow_mode = True
+        if isinstance(event, AgentMessageEvent):
+            self._agent_mode = True
+            self._add_text(event.answer)
+        elif isinstance(event, MessageFileEvent):
+            if event.answer and not event.url:
+                self._add_text(event.answer)
+        elif isinstance(event, MessageReplaceEvent):
+            self._answer_parts = [event.answer or ""]
+            self._answer_cache = None
+        elif isinstance(event, AgentThoughtEvent):
+            self._agent_mode = True
+        elif isinstance(event, ErrorEvent):
+            self._raise_error_event(event)
+        elif isinstance(event, _CLOSERS):
+            self._accept_closer(event)
+
+    def _add_text(self, text: str | None) -> None:
+        if text:
+            self._answer_parts.append(text)
+            self._answer_cache = None
+
+    def _accept_closer(self, event: StreamEvent) -> None:
+        if isinstance(event, MessageEndEvent):
+            self._message_end = event
+            if self.message_id is None:
+                self.message_id = event.id
+        elif isinstance(event, WorkflowFinishedEvent):
+            self._workflow_mode = True
+            self._workflow_finished = event
+        elif isinstance(event, WorkflowPausedEvent):
+            self._workflow_mode = True
+            self._paused = event
+        if self._grace_deadline is None:
+            self._grace_deadline = self._clock() + self._timeout.close_grace
+        if self._paused is not None or (
+            self._message_end is not None
+            and (not self._workflow_mode or self._workflow_finished is not None)
+        ):
+            self._complete = True
+
+    def _raise_error_event(self, event: ErrorEvent) -> None:
+        self._close_response()
+        self._closed = True
+        self._pending.clear()
+        status = (
+            self._workflow_finished.data.status
+            if self._workflow_finished is not None and self._workflow_finished.data is not None
+            else None
+        )
+        raise StreamError(
+            event.message or "the run failed",
+            code=event.code,
+            status=event.status,
+            workflow_status=status,
+            **self._state(),
+        )
+
+    async def _finish(self) -> None:
+        """The stream is over: release the connection, then report a failed workflow."""
+        self._close_response()
+        finished = self._workflow_finished
+        if (
+            finished is not None
+            and finished.data is not None
+            and finished.data.status in _FAILED_STATUSES
+            and not self._closed
+        ):
+            self._closed = True
+            raise StreamError(
+                finished.data.error or "the workflow run failed",
+                workflow_status=finished.data.status,
+                **self._state(),
+            )
+        self._closed = True
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "answer": self.current_answer,
+            "task_id": self.task_id,
+            "conversation_id": self.conversation_id,
+            "message_id": self.message_id,
+            "workflow_run_id": self.workflow_run_id,
+        }
+
+    def _completion(self) -> ChatCompletion:
+        end = self._message_end
+        paused = self._paused
+        if self._workflow_mode:
+            mode = "advanced-chat"
+        elif self._agent_mode:
+            mode = "agent-chat"
+        else:
+            mode = "chat"
+        pause_data: WorkflowPausedData | None = paused.data if paused is not None else None
+        return ChatCompletion(
+            event="workflow_paused" if paused is not None else "message",
+            task_id=self.task_id,
+            id=self.message_id,
+            message_id=self.message_id,
+            conversation_id=self.conversation_id,
+            mode=mode,
+            answer=self.current_answer,
+            metadata=(end.metadata if end is not None and end.metadata is not None
+                      else MessageMetadata()),
+            created_at=self._created_at,
+            workflow_run_id=self.workflow_run_id,
+            files=end.files if end is not None else None,
+            data=pause_data,
+            raw=dict(end.raw) if end is not None else {},
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._opened else "not started")
+        return (
+            f"<AsyncChatStream {self._description} {state} task_id={self.task_id!r} "
+            f"conversation_id={self.conversation_id!r}>"
+        )

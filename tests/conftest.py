@@ -1,0 +1,145 @@
+"""Shared fixtures: recorded Dify streams and a local aiohttp server that replays them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from aiohttp import web
+
+from chatapi import AsyncChatClient
+
+STREAMS = Path(__file__).parent / "fixtures" / "streams"
+API_KEY = "app-test-secret-key-0123456789"
+
+
+def recording(name: str) -> bytes:
+    """The raw body of a recorded response, e.g. ``dify-1.12.1/v1_22_chat_streaming_new``."""
+    return (STREAMS / name / "body.txt").read_bytes()
+
+
+def sse(*payloads: dict[str, Any] | str) -> bytes:
+    """Encode events the way Dify does: ``data: {json}`` blocks, ``event: ping`` for "ping"."""
+    out = []
+    for payload in payloads:
+        if payload == "ping":
+            out.append(b"event: ping\n\n")
+        else:
+            out.append(b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n")
+    return b"".join(out)
+
+
+@attrs.define
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Handler = Callable[[web.Request, "ReplayServer"], Awaitable[web.StreamResponse]]
+
+
+@attrs.define
+class Reply:
+    """What the server answers: a status, headers and a body written in chunks."""
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "text/event-stream; charset=utf-8"
+    chunk_size: int | None = None
+    hold_open: bool = False
+    headers: dict[str, str] = attrs.Factory(dict)
+
+
+class ReplayServer:
+    """An aiohttp server on 127.0.0.1 answering each request with the next queued reply."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.replies: list[Reply] = []
+        self.default = Reply(body=b"{}", content_type="application/json")
+        self.release = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def queue(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers=dict(request.headers),
+                body=body,
+            )
+        )
+        reply = self.replies.pop(0) if self.replies else self.default
+        response = web.StreamResponse(status=reply.status, headers=reply.headers)
+        response.content_type = reply.content_type.split(";")[0]
+        if "charset=" in reply.content_type:
+            response.charset = reply.content_type.split("charset=")[1]
+        await response.prepare(request)
+        try:
+            size = reply.chunk_size or max(len(reply.body), 1)
+            for start in range(0, len(reply.body), size):
+                await response.write(reply.body[start : start + size])
+            if reply.hold_open:
+                await self.release.wait()
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnected.set()
+            raise
+        await response.write_eof()
+        return response
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, handler_cancellation=True)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+
+    async def stop(self) -> None:
+        self.release.set()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ReplayServer]:
+    srv = ReplayServer()
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def client(server: ReplayServer) -> AsyncIterator[AsyncChatClient]:
+    async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="user-1") as c:
+        yield c
+
+
+def acquired_connections(client: AsyncChatClient) -> int:
+    """How many connections the client's pool has handed out and not got back."""
+    session = client._http._session
+    if session is None:
+        return 0
+    return len(session.connector._acquired)  # type: ignore[union-attr]
