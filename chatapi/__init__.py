@@ -5,6 +5,7 @@ Everything a user needs is importable from here; submodules named in the docs
 """
 
 from ._config import Timeout
+from ._logging import setup_from_env as _setup_logging_from_env
 from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
@@ -58,3 +59,5 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "__version__",
 ]
+
+_setup_logging_from_env()

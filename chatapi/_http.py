@@ -157,6 +157,10 @@ class HTTPClient:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._connector_limit)
             self._session = aiohttp.ClientSession(connector=connector)
+            # aiohttp silently re-sends an idempotent request once when a connection drops;
+            # retries here are ours alone, so that ``max_retries`` means what it says.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def open(

@@ -9,6 +9,7 @@ import aiohttp
 
 from ._config import Timeout, resolve_settings
 from ._http import HTTPClient
+from .errors import ConfigurationError
 from .resources import (
     AsyncAnnotations,
     AsyncApp,
@@ -22,6 +23,7 @@ from .resources import (
     AsyncMessages,
     AsyncWorkflows,
 )
+from .sse import DEFAULT_MAX_EVENT_SIZE
 
 __all__ = ["AsyncChatClient"]
 
@@ -32,7 +34,10 @@ class AsyncChatClient:
     Settings left out come from the environment: ``DIFY_API_KEY``, ``DIFY_BASE_URL``
     (default ``https://api.dify.ai/v1``) and ``DIFY_USER`` (the end-user id used when a call
     gives none). ``timeout`` is a :class:`Timeout` or a number (the total limit of a call).
-    A ``session`` you pass is used as is and never closed by the client.
+    ``max_retries`` bounds the retries of failed calls that are safe to repeat (0: none). A
+    ``session`` you pass is used as is and never closed by the client. ``connector_limit``
+    caps the connections of the session the client creates (0: no cap), and
+    ``max_event_size`` the size of one stream event.
 
     Use it as an async context manager, or call :meth:`aclose` when done. A client is bound
     to the event loop it first runs on.
@@ -61,8 +66,16 @@ class AsyncChatClient:
         session: aiohttp.ClientSession | None = None,
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
         settings = resolve_settings(api_key, base_url, user)
+        if isinstance(max_event_size, bool) or not isinstance(max_event_size, int) or (
+            max_event_size <= 0
+        ):
+            raise ConfigurationError(
+                f"max_event_size must be a positive number of bytes, got {max_event_size!r}"
+            )
+        self._max_event_size = max_event_size
         self._user = settings.user
         self._http = HTTPClient(
             settings,
@@ -98,6 +111,11 @@ class AsyncChatClient:
     def timeout(self) -> Timeout:
         """The default time limits of every call."""
         return self._http.timeout
+
+    @property
+    def max_event_size(self) -> int:
+        """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
+        return self._max_event_size
 
     @property
     def max_retries(self) -> int:

@@ -13,10 +13,12 @@ Every streamed answer of the SDK goes through this module, so it is written for 
   rewritten to LF with two ``bytes.replace`` calls; a CR that ends a chunk is remembered so
   that an LF opening the next chunk is dropped (CRLF split across chunks is one line end).
   From then on LF is the only line terminator the decoder has to look for.
-* **Only the unfinished last line is buffered.** It lives in a ``bytearray``; each call of
-  :meth:`SSEDecoder.feed` searches only the bytes it appended (``rfind`` starting at the old
-  end of the buffer), so an event delivered one byte at a time still costs linear time.
-  ``_scanned_bytes`` counts the bytes searched and interpreted, for tests to check that.
+* **Only the unfinished last line is buffered.** It lives in a ``bytearray`` and holds no
+  LF, so each call of :meth:`SSEDecoder.feed` searches only the new chunk (one ``rfind``)
+  and appends to the buffer when the chunk ends no line. The buffer is joined to the
+  complete lines once, when its line ends, so an event delivered one byte at a time still
+  costs linear time. ``_scanned_bytes`` counts the bytes searched and interpreted, for the
+  tests to check that.
 * **Complete lines are handled a block at a time.** They are split at blank lines
   (``b"\\n\\n"``). A block that is a single ``data: ...`` line, with no half-read block
   before it, is the shape of nearly every Dify event: it becomes an event directly. Any other
@@ -26,8 +28,8 @@ Every streamed answer of the SDK goes through this module, so it is written for 
 * **Text is decoded per field value**, as UTF-8 with invalid bytes replaced by U+FFFD. CR
   and LF never occur inside a multi-byte sequence, so decoding complete lines one by one
   gives the same text as decoding the whole stream, a character split across chunks waits in
-  the partial line until its line is complete, and invalid bytes at the end of one line can
-  not combine with the start of the next.
+  the partial line until its line is complete, and invalid bytes at the end of one line
+  cannot combine with the start of the next.
 
 Only the leading UTF-8 byte order mark of the stream is removed; the bytes of the BOM may
 arrive in separate chunks.
@@ -39,10 +41,12 @@ import attrs
 
 from chatapi.errors import ConfigurationError, SSEDecodeError
 
-__all__ = ["SSEDecodeError", "SSEDecoder", "ServerSentEvent"]
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecodeError", "SSEDecoder", "ServerSentEvent"]
 
 _BOM = b"\xef\xbb\xbf"
-_DEFAULT_MAX_EVENT_SIZE = 64 * 1024 * 1024
+#: The default ``max_event_size`` of :class:`SSEDecoder`: far above any real Dify event, low
+#: enough that a runaway stream cannot exhaust memory.
+DEFAULT_MAX_EVENT_SIZE = 64 * 1024 * 1024
 # Bytes of the offending event quoted in an SSEDecodeError message.
 _ERROR_HEAD = 100
 
@@ -75,7 +79,7 @@ _set_retry = ServerSentEvent.__dict__["retry"].__set__
 
 
 class SSEDecoder:
-    """Incremental decoder of one event stream.
+    """Incremental decoder of an event stream.
 
     Call :meth:`feed` with each chunk of the body as it arrives and :meth:`close` when the
     body ends. Both return the events completed by that call, in stream order.
@@ -109,7 +113,7 @@ class SSEDecoder:
     )
 
     def __init__(
-        self, *, max_event_size: int = _DEFAULT_MAX_EVENT_SIZE, dispatch_empty: bool = False
+        self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE, dispatch_empty: bool = False
     ) -> None:
         if max_event_size < 1:
             raise ConfigurationError(f"max_event_size must be positive, got {max_event_size}")
@@ -154,6 +158,7 @@ class SSEDecoder:
             if chunk.startswith(_BOM):
                 chunk = chunk[len(_BOM) :]
         if self._skip_lf and chunk:
+            # The previous chunk ended with CR, which already ended the line.
             self._skip_lf = False
             if chunk[0] == 0x0A:
                 chunk = chunk[1:]

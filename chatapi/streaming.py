@@ -52,7 +52,7 @@ from .events import (
     decode_event,
 )
 from .models import ChatCompletion, MessageMetadata, WorkflowPausedData
-from .sse import ServerSentEvent, SSEDecoder
+from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -100,7 +100,7 @@ class AsyncChatStream:
         timeout: Timeout,
         stopper: Stopper | None = None,
         include_pings: bool = False,
-        max_event_size: int | None = None,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         description: str = "stream",
     ) -> None:
         self._opener = opener
@@ -108,11 +108,7 @@ class AsyncChatStream:
         self._timeout = timeout
         self._include_pings = include_pings
         self._description = description
-        self._decoder = (
-            SSEDecoder(dispatch_empty=True)
-            if max_event_size is None
-            else SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
-        )
+        self._decoder = SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
         self._response: aiohttp.ClientResponse | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._pending: deque[StreamEvent] = deque()
@@ -136,6 +132,8 @@ class AsyncChatStream:
         self._complete = False
         self._idle_deadline: float | None = None
         self._clock: Callable[[], float] = time.monotonic
+        self._opened_at = 0.0
+        self._event_count = 0
 
     # -- public state -------------------------------------------------------------------
 
@@ -239,6 +237,8 @@ class AsyncChatStream:
         if self._opened:
             return
         self._opened = True
+        self._clock = asyncio.get_running_loop().time
+        self._opened_at = self._clock()
         response = await self._opener()
         self._response = response
         content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
@@ -255,7 +255,6 @@ class AsyncChatStream:
                 data=head,
             )
         self._chunks = response.content.iter_any()
-        self._clock = asyncio.get_running_loop().time
         if self._timeout.stream_idle is not None:
             self._idle_deadline = self._clock() + self._timeout.stream_idle
 
@@ -263,6 +262,14 @@ class AsyncChatStream:
         response = self._response
         if response is None:
             return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: %s after %d events in %.1f ms",
+                self._description,
+                "body ended" if self._eof else "connection closed",
+                self._event_count,
+                (self._clock() - self._opened_at) * 1e3,
+            )
         if self._eof:
             response.release()
         else:
@@ -345,6 +352,7 @@ class AsyncChatStream:
                 progress = True
             elif block.event == "ping":
                 pending.append(PING)
+        self._event_count += len(blocks)
         return progress
 
     def _accept(self, event: StreamEvent) -> StreamEvent | None:

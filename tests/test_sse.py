@@ -18,7 +18,7 @@ from chatapi.sse import ServerSentEvent, SSEDecodeError, SSEDecoder
 
 E = ServerSentEvent
 BOM = b"\xef\xbb\xbf"
-STREAMS = Path(__file__).resolve().parents[2] / "shared" / "streams"
+STREAMS = Path(__file__).resolve().parent / "fixtures" / "streams"
 
 
 def decode(chunks: bytes | Iterable[bytes], **options: Any) -> list[ServerSentEvent]:
@@ -214,7 +214,7 @@ def test_rules(chunks: bytes | list[bytes], options: dict[str, Any], expected: l
 
 
 @pytest.mark.parametrize(("chunks", "options", "expected"), RULES)
-def test_rules_fed_byte_by_byte(
+def test_rules_byte_by_byte_and_by_the_reference(
     chunks: bytes | list[bytes], options: dict[str, Any], expected: list[E]
 ) -> None:
     stream = chunks if isinstance(chunks, bytes) else b"".join(chunks)
@@ -335,8 +335,9 @@ _raw_line = st.tuples(_line, st.sampled_from([b"", b"", b"\xff", b"\xe2\x82", BO
 @st.composite
 def streams(draw: st.DrawFn) -> bytes:
     lines = draw(st.lists(_raw_line, max_size=30))
-    ends = draw(st.lists(st.sampled_from([b"\n", b"\r", b"\r\n"]), min_size=len(lines)))
-    body = b"".join(line + end for line, end in zip(lines, ends, strict=False))
+    line_end = st.sampled_from([b"\n", b"\r", b"\r\n"])
+    ends = draw(st.lists(line_end, min_size=len(lines), max_size=len(lines)))
+    body = b"".join(line + end for line, end in zip(lines, ends, strict=True))
     return draw(st.sampled_from([b"", BOM])) + body + draw(_raw_line)
 
 

@@ -144,6 +144,7 @@ class AsyncChat(AsyncResource):
             timeout=limits,
             stopper=stop_run,
             include_pings=include_pings,
+            max_event_size=self._client.max_event_size,
             description="POST /chat-messages",
         )
 
