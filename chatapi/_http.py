@@ -17,8 +17,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import attrs
@@ -31,13 +31,14 @@ from .errors import (
     APITimeoutError,
     ChatAPIError,
     ConfigurationError,
-    RateLimitError,
+    parse_retry_after,
     status_error_from_response,
 )
 
 __all__ = ["HTTPClient", "Response", "translate_transport_error"]
 
 log = logging.getLogger("chatapi")
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -85,6 +86,27 @@ def translate_transport_error(exc: BaseException, *, what: str) -> ChatAPIError:
 def _sent_nothing(exc: BaseException) -> bool:
     """True when the failure happened before any byte of the request left the client."""
     return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+
+
+async def _keep_open(response: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
+    return response
+
+
+async def _read_whole(response: aiohttp.ClientResponse) -> Response:
+    body = await response.read()
+    response.release()
+    return Response(status=response.status, headers=response.headers, body=body)
+
+
+def _status_retry_delay(error: APIStatusError, attempt: int) -> float | None:
+    """How long to wait before retrying after ``error``; None when it must not be retried."""
+    if error.status_code not in RETRY_STATUSES:
+        return None
+    retry_after = parse_retry_after(error.headers.get("Retry-After"))
+    if retry_after is not None:
+        # A server asking for a long pause gets its answer now (with ``retry_after``).
+        return None if retry_after > RETRY_AFTER_MAX else retry_after
+    return backoff_delay(attempt)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -173,20 +195,73 @@ class HTTPClient:
         data: Any = None,
         timeout: Timeout | None = None,
         stream: bool = False,
+        retry: bool = True,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the open 2xx response (the caller reads and closes it).
 
         A non-2xx response is read, closed and raised as an ``APIStatusError`` subclass.
+        ``retry=False`` turns retries off for a body that cannot be sent twice.
         """
+        return await self._send(
+            method,
+            path,
+            _keep_open,
+            params=params,
+            json=json,
+            data=data,
+            timeout=timeout,
+            stream=stream,
+            retry=retry,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+        timeout: Timeout | None = None,
+        retry: bool = True,
+    ) -> Response:
+        """Send a request and read the whole 2xx response."""
+        return await self._send(
+            method,
+            path,
+            _read_whole,
+            params=params,
+            json=json,
+            data=data,
+            timeout=timeout,
+            stream=False,
+            retry=retry,
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        *,
+        params: Mapping[str, str] | None,
+        json: Any,
+        data: Any,
+        timeout: Timeout | None,
+        stream: bool,
+        retry: bool,
+    ) -> T:
+        """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
         self._check_usable()
-        limits = timeout or self.timeout
-        client_timeout = limits.client_timeout(stream=stream)
+        client_timeout = (timeout or self.timeout).client_timeout(stream=stream)
         session = self._get_session()
         what = f"{method} {path}"
         idempotent = method in IDEMPOTENT_METHODS
+        max_retries = self.max_retries if retry else 0
         attempt = 0
         while True:
             started = time.monotonic()
+            response: aiohttp.ClientResponse | None = None
             try:
                 response = await session.request(
                     method,
@@ -198,25 +273,32 @@ class HTTPClient:
                     timeout=client_timeout,
                     allow_redirects=False,
                 )
+                if log.isEnabledFor(logging.DEBUG):
+                    elapsed = (time.monotonic() - started) * 1e3
+                    log.debug("%s -> %d in %.1f ms", what, response.status, elapsed)
+                if response.status < 300:
+                    return await handle(response)
             except asyncio.CancelledError:
+                if response is not None:
+                    response.close()
                 raise
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                if response is not None:
+                    response.close()
                 error = translate_transport_error(exc, what=what)
-                if attempt < self.max_retries and (idempotent or _sent_nothing(exc)):
+                # Before the connection opened nothing was sent; after it, only an idempotent
+                # call may go out again.
+                if attempt < max_retries and (idempotent or _sent_nothing(exc)):
                     delay = backoff_delay(attempt)
                     log.info("%s failed (%s); retry %d in %.2fs", what, error, attempt + 1, delay)
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
                 raise error from exc
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "%s -> %d in %.1f ms", what, response.status, (time.monotonic() - started) * 1e3
-                )
-            if response.status < 300:
-                return response
             status_error = await self._status_error(response, what=what)
-            retry_delay = self._retry_delay(status_error, attempt, idempotent)
+            retry_delay = None
+            if attempt < max_retries and idempotent:
+                retry_delay = _status_retry_delay(status_error, attempt)
             if retry_delay is None:
                 raise status_error
             log.info(
@@ -240,40 +322,6 @@ class HTTPClient:
         finally:
             response.release()
         return status_error_from_response(response.status, body, response.headers)
-
-    def _retry_delay(self, error: APIStatusError, attempt: int, idempotent: bool) -> float | None:
-        if attempt >= self.max_retries or not idempotent:
-            return None
-        if error.status_code not in RETRY_STATUSES:
-            return None
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            return None if error.retry_after > RETRY_AFTER_MAX else error.retry_after
-        return backoff_delay(attempt)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        data: Any = None,
-        timeout: Timeout | None = None,
-    ) -> Response:
-        """Send a request and read the whole 2xx response."""
-        response = await self.open(
-            method, path, params=params, json=json, data=data, timeout=timeout
-        )
-        try:
-            body = await response.read()
-        except asyncio.CancelledError:
-            response.close()
-            raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            response.close()
-            raise translate_transport_error(exc, what=f"{method} {path}") from exc
-        response.release()
-        return Response(status=response.status, headers=response.headers, body=body)
 
     async def request_json(
         self,

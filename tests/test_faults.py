@@ -353,3 +353,40 @@ def test_no_handler_installed_unless_asked(monkeypatch: pytest.MonkeyPatch) -> N
             logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
 
+
+
+async def test_a_get_whose_body_breaks_off_is_retried(fast_backoff: None) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if raw.connections == 1:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"name\":")
+            await writer.drain()
+            writer.transport.abort()
+            return
+        body = b'{"name": "app"}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+
+    raw = RawServer(script)
+    async with raw as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u"
+    ) as client:
+        assert await client._http.request_json("GET", "/info") == {"name": "app"}
+        assert acquired_connections(client) == 0
+    assert raw.connections == 2
+
+
+async def test_503_with_retry_after_waits_as_asked(
+    server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the header ignored, the (huge) backoff would trip the guard.
+    monkeypatch.setattr(chatapi._http, "BACKOFF_INITIAL", 1000.0)
+    error = json.dumps({"code": "unknown", "message": "busy", "status": 503}).encode()
+    server.queue(
+        Reply(error, status=503, content_type="application/json", headers={"Retry-After": "0"}),
+        Reply(b'{"ok": 1}', content_type="application/json"),
+    )
+    async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="u") as client:
+        reply = await asyncio.wait_for(client._http.request_json("GET", "/info"), GUARD)
+    assert reply == {"ok": 1}
