@@ -419,3 +419,18 @@ async def test_namespaces_exist() -> None:
                      "annotations", "feedbacks", "workflows", "human_input"):
             assert getattr(client, name)._client is client
 
+
+
+async def test_connect_timeout_is_named_and_retried(mocked: Any) -> None:
+    for _ in range(2):
+        mocked.post(CHAT_URL, exception=aiohttp.ConnectionTimeoutError())
+    mocked.post(CHAT_URL, payload={"event": "message", "answer": "third time"})
+    async with AsyncChatClient(api_key="k", base_url=BASE, user="u") as client:
+        client._http.max_retries = 1
+        with pytest.raises(APITimeoutError) as info:
+            await client.chat.send("q")
+        assert info.value.timeout == "connect"
+        # Nothing reached the server, so even a chat message may be sent again.
+        client._http.max_retries = 2
+        reply = await client.chat.send("q")
+    assert reply.answer == "third time"
