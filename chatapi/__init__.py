@@ -29,7 +29,7 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .events import StreamEvent
-from .models import ChatCompletion, InputFile
+from .models import ChatCompletion, InputFile, Page
 from .streaming import AsyncChatStream
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "InputFile",
     "InternalServerError",
     "NotFoundError",
+    "Page",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",

@@ -144,7 +144,8 @@ converter.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
 
 
 def _has_raw_field(cls: Any) -> bool:
-    return attrs.has(cls) and "raw" in attrs.fields_dict(cls)
+    # ``get_origin`` unwraps generic aliases such as ``Page[Message]``.
+    return attrs.has(cls) and "raw" in attrs.fields_dict(get_origin(cls) or cls)
 
 
 def _raw_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:

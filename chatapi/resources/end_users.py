@@ -1,11 +1,22 @@
-"""``client.end_users``: look up an end user by id."""
+"""``client.end_users``: look up the end users behind the ``user`` strings."""
 
 from __future__ import annotations
 
-from ._base import AsyncResource
+from .._config import Timeout
+from .._convert import structure
+from ..models import EndUser
+from ._base import AsyncResource, path_segment
 
 __all__ = ["AsyncEndUsers"]
 
 
 class AsyncEndUsers(AsyncResource):
-    """Look up an end user by id."""
+    """End users of the app, by the id Dify gave them (for example ``created_by`` of a file)."""
+
+    async def get(
+        self, end_user_id: str, *, timeout: Timeout | float | None = None
+    ) -> EndUser:
+        """The end user ``end_user_id``; its ``session_id`` is the ``user`` string."""
+        path = f"/end-users/{path_segment(end_user_id, 'end_user_id')}"
+        data = await self._http.request_json("GET", path, timeout=self._timeout(timeout))
+        return structure(data, EndUser, what="the end user")

@@ -1,11 +1,157 @@
-"""``client.workflows``: Chatflow runs: details, logs, and the event stream of a run."""
+"""``client.workflows``: Chatflow runs: their detail, the logs, and re-attaching to a run."""
 
 from __future__ import annotations
 
-from ._base import AsyncResource
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from .._config import Timeout
+from .._convert import structure
+from ..models import Page, WorkflowLog, WorkflowRun
+from ..pagination import iter_numbered_pages, structure_page
+from ..streaming import AsyncChatStream
+from ._base import AsyncResource, check_positive_int, check_str, path_segment, query_params
 
 __all__ = ["AsyncWorkflows"]
 
 
+def _check_date(value: str | datetime | None, name: str) -> None:
+    if value is not None and not isinstance(value, (str, datetime)):
+        raise TypeError(f"{name} must be a datetime or ISO 8601 text, got {type(value).__name__}")
+
+
+def _check_flag(value: bool, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a boolean, got {type(value).__name__}")
+
+
 class AsyncWorkflows(AsyncResource):
-    """Chatflow runs: details, logs, and the event stream of a run."""
+    """Runs of the app's workflow (Chatflow apps only)."""
+
+    async def get_run(
+        self, workflow_run_id: str, *, timeout: Timeout | float | None = None
+    ) -> WorkflowRun:
+        """The status, inputs, outputs and cost of one run."""
+        path = f"/workflows/run/{path_segment(workflow_run_id, 'workflow_run_id')}"
+        data = await self._http.request_json("GET", path, timeout=self._timeout(timeout))
+        return structure(data, WorkflowRun, what="the workflow run")
+
+    async def logs(
+        self,
+        *,
+        keyword: str | None = None,
+        status: str | None = None,
+        page: int = 1,
+        limit: int = 20,
+        created_at_before: str | datetime | None = None,
+        created_at_after: str | datetime | None = None,
+        created_by_end_user_session_id: str | None = None,
+        created_by_account: str | None = None,
+        timeout: Timeout | float | None = None,
+    ) -> Page[WorkflowLog]:
+        """One page of the workflow logs, newest first, filtered by the arguments given.
+
+        ``status`` is ``succeeded``, ``failed`` or ``stopped``; the dates (datetimes or
+        ISO 8601 text) go out as Dify's ``created_at__before`` / ``created_at__after``;
+        ``created_by_end_user_session_id`` is a ``user`` string.
+        """
+        check_str(keyword, "keyword", optional=True)
+        check_str(status, "status", optional=True)
+        check_positive_int(page, "page")
+        check_positive_int(limit, "limit")
+        _check_date(created_at_before, "created_at_before")
+        _check_date(created_at_after, "created_at_after")
+        check_str(created_by_end_user_session_id, "created_by_end_user_session_id", optional=True)
+        check_str(created_by_account, "created_by_account", optional=True)
+        params = query_params(
+            {
+                "keyword": keyword,
+                "status": status,
+                "page": page,
+                "limit": limit,
+                "created_at__before": created_at_before,
+                "created_at__after": created_at_after,
+                "created_by_end_user_session_id": created_by_end_user_session_id,
+                "created_by_account": created_by_account,
+            }
+        )
+        data = await self._http.request_json(
+            "GET", "/workflows/logs", params=params, timeout=self._timeout(timeout)
+        )
+        return structure_page(data, WorkflowLog, what="the workflow logs", limit=limit, page=page)
+
+    async def iter_logs(
+        self,
+        *,
+        keyword: str | None = None,
+        status: str | None = None,
+        created_at_before: str | datetime | None = None,
+        created_at_after: str | datetime | None = None,
+        created_by_end_user_session_id: str | None = None,
+        created_by_account: str | None = None,
+        page_size: int = 100,
+        timeout: Timeout | float | None = None,
+    ) -> AsyncIterator[WorkflowLog]:
+        """Every log entry matching the filters, newest first, fetching pages as needed."""
+
+        async def fetch(page: int) -> Page[WorkflowLog]:
+            return await self.logs(
+                keyword=keyword,
+                status=status,
+                page=page,
+                limit=page_size,
+                created_at_before=created_at_before,
+                created_at_after=created_at_after,
+                created_by_end_user_session_id=created_by_end_user_session_id,
+                created_by_account=created_by_account,
+                timeout=timeout,
+            )
+
+        async for log in iter_numbered_pages(fetch, key=lambda item: item.id):
+            yield log
+
+    def events(
+        self,
+        workflow_run_id: str,
+        *,
+        user: str | None = None,
+        include_state_snapshot: bool = False,
+        continue_on_pause: bool = False,
+        include_pings: bool = False,
+        timeout: Timeout | float | None = None,
+    ) -> AsyncChatStream:
+        """Re-attach to a run's event stream: after a dropped connection, or to follow a
+        run resumed by ``human_input.submit``. Use the result with ``async with``.
+
+        ``user`` must be the user who started the run. ``include_state_snapshot`` replays
+        the events of the nodes that already ran. A finished run sends its final
+        ``workflow_finished`` only. The stream ends on the run's closing event
+        (``workflow_finished``, or ``workflow_paused`` at the next Human Input node) even
+        with ``continue_on_pause``, where the server itself would keep the connection open.
+        ``stream.stop()`` stops the run.
+        """
+        path = f"/workflow/{path_segment(workflow_run_id, 'workflow_run_id')}/events"
+        _check_flag(include_state_snapshot, "include_state_snapshot")
+        _check_flag(continue_on_pause, "continue_on_pause")
+        user_id = self._user(user)
+        params = query_params(
+            {
+                "user": user_id,
+                "include_state_snapshot": include_state_snapshot,
+                "continue_on_pause": continue_on_pause,
+            }
+        )
+        limits = self._timeout(timeout)
+        http = self._http
+        chat = self._client.chat
+
+        async def stop_run(task_id: str) -> None:
+            await chat.stop(task_id, user=user_id)
+
+        return AsyncChatStream(
+            lambda: http.open("GET", path, params=params, timeout=limits, stream=True),
+            timeout=limits,
+            stopper=stop_run,
+            include_pings=include_pings,
+            description=f"GET {path}",
+        )
