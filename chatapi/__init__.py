@@ -31,6 +31,7 @@ from .errors import (
 from .events import StreamEvent
 from .models import ChatCompletion, InputFile, Page
 from .streaming import AsyncChatStream
+from .sync import ChatClient, ChatStream
 
 __all__ = [
     "APIConnectionError",
@@ -41,7 +42,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChatAPIError",
+    "ChatClient",
     "ChatCompletion",
+    "ChatStream",
     "ConfigurationError",
     "IncompleteStreamError",
     "InputFile",

@@ -72,6 +72,15 @@ _CLOSERS = (MessageEndEvent, WorkflowFinishedEvent, WorkflowPausedEvent)
 _FAILED_STATUSES = frozenset({"failed"})
 
 
+def _text_delta(event: StreamEvent) -> str | None:
+    """The answer text ``event`` adds to the stream's answer, if it is a text delta."""
+    if isinstance(event, (MessageEvent, AgentMessageEvent)):
+        return event.answer or None
+    if isinstance(event, MessageFileEvent) and event.answer and not event.url:
+        return event.answer
+    return None
+
+
 def _expired(limit: Any) -> bool:
     # asyncio.Timeout.expired is a method, async_timeout's a property.
     expired = limit.expired
@@ -197,11 +206,9 @@ class AsyncChatStream:
 
     async def _text_deltas(self) -> AsyncIterator[str]:
         async for event in self:
-            if isinstance(event, (MessageEvent, AgentMessageEvent)):
-                if event.answer:
-                    yield event.answer
-            elif isinstance(event, MessageFileEvent) and event.answer and not event.url:
-                yield event.answer
+            text = _text_delta(event)
+            if text:
+                yield text
 
     async def final_message(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
@@ -227,9 +234,40 @@ class AsyncChatStream:
 
     async def aclose(self) -> None:
         """Release the connection; idempotent. Events not yet read are dropped."""
+        self._release()
+
+    def _release(self) -> None:
+        # Synchronous so that the loop thread can release a stream without awaiting.
         self._closed = True
         self._pending.clear()
         self._close_response()
+
+    async def _next_batch(self, max_events: int) -> list[StreamEvent]:
+        """Take up to ``max_events`` queued events, reading the body only when none is queued.
+
+        For a consumer on another thread (the sync ``ChatStream``), so that it pays one
+        cross-thread call per chunk rather than per event. The events are not yet accepted:
+        the consumer passes each one to :meth:`_accept` before asking for more, which keeps
+        the run state exactly where ``async for`` would have it. An ``error`` event stays
+        queued until it is first in line, then ``__anext__`` raises it here, on the loop.
+        An empty list means the stream is over.
+        """
+        pending = self._pending
+        while not pending:
+            if self._complete or self._closed:
+                await self._finish()
+                return []
+            try:
+                await self._fill()
+            except BaseException:
+                self._close_response()
+                raise
+        if isinstance(pending[0], ErrorEvent):
+            return [await self.__anext__()]
+        batch: list[StreamEvent] = []
+        while pending and len(batch) < max_events and not isinstance(pending[0], ErrorEvent):
+            batch.append(pending.popleft())
+        return batch
 
     # -- internals ----------------------------------------------------------------------
 

@@ -1,0 +1,475 @@
+"""``ChatClient`` and ``ChatStream``: the async API, bridged for code that does not use asyncio.
+
+Each ``ChatClient`` owns one event loop, run in a daemon thread (see :mod:`chatapi._bridge`)
+and started on the first call. Its :class:`AsyncChatClient` lives on that loop and only runs
+there; every sync method hands the matching async method to the loop and waits for it. So:
+
+- the sync API is the async API: same resources, methods, parameters, defaults, docstrings
+  and exceptions; values instead of awaitables, :class:`ChatStream` instead of
+  :class:`AsyncChatStream`, iterators instead of async iterators;
+- one client may be shared by many threads at once;
+- it also works when called from inside a running event loop (it blocks that loop while it
+  waits, so async code should prefer :class:`AsyncChatClient`);
+- ``close()`` (or leaving ``with``) ends the loop thread. Calls still running are cut off
+  with :class:`APIConnectionError`, open streams with :class:`IncompleteStreamError` (which
+  carries the partial answer and the ids); later calls raise :class:`ConfigurationError`.
+  A client never closed is closed at interpreter exit.
+
+Each sync resource class below names the async methods it bridges, one line per method; the
+parameters are never repeated (``ParamSpec`` carries them to the type checker), and a test
+checks that no async method is left without its sync twin.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec
+
+import aiohttp
+
+from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
+from ._config import Timeout
+from .client import AsyncChatClient
+from .errors import ConfigurationError, IncompleteStreamError
+from .events import StreamEvent
+from .models import ChatCompletion
+from .resources import (
+    AsyncAnnotations,
+    AsyncApp,
+    AsyncAudio,
+    AsyncChat,
+    AsyncConversations,
+    AsyncEndUsers,
+    AsyncFeedbacks,
+    AsyncFiles,
+    AsyncHumanInput,
+    AsyncMessages,
+    AsyncWorkflows,
+)
+from .sse import DEFAULT_MAX_EVENT_SIZE
+from .streaming import AsyncChatStream, _text_delta
+
+__all__ = [
+    "Annotations",
+    "App",
+    "Audio",
+    "Chat",
+    "ChatClient",
+    "ChatStream",
+    "Conversations",
+    "EndUsers",
+    "Feedbacks",
+    "Files",
+    "HumanInput",
+    "Messages",
+    "Workflows",
+]
+
+P = ParamSpec("P")
+
+# Events handed over per cross-thread call, at most: bounds the memory a slow consumer holds
+# while keeping the round trips rare (a 64 KiB chunk of answer deltas is ~200 events).
+BATCH_SIZE = 1024
+
+
+class ChatStream:
+    """The events of one streaming run, for sync code: the twin of :class:`AsyncChatStream`.
+
+    Use it as a context manager so that the connection is released however the block ends
+    (normal end, ``break``, an exception, ``KeyboardInterrupt``)::
+
+        with client.chat.stream("Hi") as stream:
+            for text in stream.text_stream:
+                print(text, end="")
+        reply = stream.final_message()
+
+    Events cross from the loop thread in batches (all that one network chunk brought), so
+    iterating costs about what ``async for`` costs. ``task_id``, ``conversation_id``,
+    ``message_id``, ``workflow_run_id`` and ``current_answer`` advance event by event exactly
+    as on the async stream. Without a ``with`` block, leaving a ``for`` loop early closes
+    the stream (nothing else would); inside one, the stream stays open until the block ends.
+    """
+
+    def __init__(self, stream: AsyncChatStream, loop: LoopThread) -> None:
+        self._stream = stream
+        self._loop = loop
+        self._buffer: deque[StreamEvent] = deque()
+        self._cut_off = False
+        self._entered = False
+        loop.attach(self)
+
+    # -- state (advanced on this thread, by _accept) ---------------------------------------
+
+    @property
+    def task_id(self) -> str | None:
+        """The run's task id (for ``stop``), known from the first event on."""
+        return self._stream.task_id
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation the run belongs to, known from the first event on."""
+        return self._stream.conversation_id
+
+    @property
+    def message_id(self) -> str | None:
+        """The id of the answer message, known from the first event on."""
+        return self._stream.message_id
+
+    @property
+    def workflow_run_id(self) -> str | None:
+        """The Chatflow run id, known from the first workflow event on."""
+        return self._stream.workflow_run_id
+
+    @property
+    def current_answer(self) -> str:
+        """The answer received so far (deltas joined, ``message_replace`` applied)."""
+        return self._stream.current_answer
+
+    @property
+    def response(self) -> aiohttp.ClientResponse | None:
+        """The underlying HTTP response once the stream is open (for headers)."""
+        return self._stream.response
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    # -- context manager and iteration ----------------------------------------------------
+
+    def __enter__(self) -> ChatStream:
+        self._entered = True
+        self._loop.call(self._stream.__aenter__, cut_off=self._cut_off_error)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self._events()
+
+    def __next__(self) -> StreamEvent:
+        accept = self._stream._accept
+        buffer = self._buffer
+        while True:
+            while buffer:
+                event = accept(buffer.popleft())
+                if event is not None:
+                    return event
+            if not self._fetch():
+                raise StopIteration
+
+    def _events(self) -> Iterator[StreamEvent]:
+        # A generator, so that a loop left early (break, an exception in its body) closes
+        # the stream as soon as the generator is dropped: unless a ``with`` block owns the
+        # stream, which closes it on leaving and may go on reading until then.
+        accept = self._stream._accept
+        buffer = self._buffer
+        finished = False
+        try:
+            while True:
+                while buffer:
+                    event = accept(buffer.popleft())
+                    if event is not None:
+                        yield event
+                if not self._fetch():
+                    finished = True
+                    return
+        finally:
+            if not finished and not self._entered:
+                self.close()
+
+    def _fetch(self) -> bool:
+        """Move the next batch of events into the buffer; False once the stream is over."""
+        if self._cut_off:
+            raise self._cut_off_error()
+        stream = self._stream
+        if stream.closed:
+            return False
+        try:
+            batch = self._loop.call(
+                partial(stream._next_batch, BATCH_SIZE), cut_off=self._cut_off_error
+            )
+        except ConfigurationError:
+            if self._loop.closed:
+                raise self._cut_off_error() from None
+            raise
+        self._buffer.extend(batch)
+        return bool(batch)
+
+    @property
+    def text_stream(self) -> Iterator[str]:
+        """The answer as it arrives: text deltas only; other events are consumed silently.
+
+        ``message_replace`` is not a delta: ``current_answer`` and ``final_message()``
+        reflect it, the deltas already yielded cannot.
+        """
+        return self._text_deltas()
+
+    def _text_deltas(self) -> Iterator[str]:
+        for event in self:
+            text = _text_delta(event)
+            if text:
+                yield text
+
+    def final_message(self) -> ChatCompletion:
+        """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
+        for _ in self:
+            pass
+        return self._stream._completion()
+
+    def until_done(self) -> None:
+        """Read the rest of the stream, discarding the events."""
+        for _ in self:
+            pass
+
+    def stop(self) -> None:
+        """Ask the server to stop the run (same ``user``), then close the connection.
+
+        Before the first event the task id is unknown: the connection is only closed.
+        """
+        self._buffer.clear()
+        self._loop.call(self._stream.stop, cut_off=self._cut_off_error)
+
+    def close(self) -> None:
+        """Release the connection; idempotent. Events not yet read are dropped."""
+        self._buffer.clear()
+        stream = self._stream
+        if stream.closed:
+            return
+        if self._loop.in_loop_thread():
+            # A generator of this stream collected on the loop thread: release in place.
+            stream._release()
+            return
+        self._loop.cleanup(stream.aclose)
+
+    def _loop_closed(self) -> None:
+        """On the loop, as its client closes: end the stream; reading on raises."""
+        if not self._stream.closed:
+            self._cut_off = True
+        self._buffer.clear()
+        self._stream._release()
+
+    def _cut_off_error(self) -> IncompleteStreamError:
+        return IncompleteStreamError(
+            f"{self._stream._description} was cut off: its ChatClient was closed",
+            **self._stream._state(),
+        )
+
+    def __repr__(self) -> str:
+        return repr(self._stream).replace("<AsyncChatStream", "<ChatStream", 1)
+
+
+def _open_stream(loop: LoopThread, make: Callable[[], AsyncChatStream]) -> ChatStream:
+    return ChatStream(loop.call(make), loop)
+
+
+def bridge_stream(
+    fn: Callable[Concatenate[Any, P], AsyncChatStream],
+) -> SyncMethod[P, ChatStream]:
+    """The sync twin of a resource method returning an :class:`AsyncChatStream`."""
+    if getattr(fn, "__annotations__", {}).get("return") not in ("AsyncChatStream", AsyncChatStream):
+        raise TypeError(f"bridge_stream() takes a method returning AsyncChatStream, not {fn!r}")
+    return SyncMethod(fn, _open_stream, "ChatStream")
+
+
+# -- the resources: one line per async method (docstrings come from the async classes) --
+
+
+class Chat(SyncResource[AsyncChat]):
+    send = bridge(AsyncChat.send)
+    stream = bridge_stream(AsyncChat.stream)
+    stop = bridge(AsyncChat.stop)
+
+
+class Messages(SyncResource[AsyncMessages]):
+    list = bridge(AsyncMessages.list)
+    iter = bridge_iter(AsyncMessages.iter)
+    feedback = bridge(AsyncMessages.feedback)
+    suggested = bridge(AsyncMessages.suggested)
+
+
+class Conversations(SyncResource[AsyncConversations]):
+    list = bridge(AsyncConversations.list)
+    iter = bridge_iter(AsyncConversations.iter)
+    rename = bridge(AsyncConversations.rename)
+    delete = bridge(AsyncConversations.delete)
+    variables = bridge(AsyncConversations.variables)
+    iter_variables = bridge_iter(AsyncConversations.iter_variables)
+    update_variable = bridge(AsyncConversations.update_variable)
+
+
+class Files(SyncResource[AsyncFiles]):
+    upload = bridge(AsyncFiles.upload)
+    preview = bridge(AsyncFiles.preview)
+
+
+class Audio(SyncResource[AsyncAudio]):
+    to_text = bridge(AsyncAudio.to_text)
+    to_speech = bridge(AsyncAudio.to_speech)
+
+
+class App(SyncResource[AsyncApp]):
+    info = bridge(AsyncApp.info)
+    parameters = bridge(AsyncApp.parameters)
+    meta = bridge(AsyncApp.meta)
+    site = bridge(AsyncApp.site)
+
+
+class EndUsers(SyncResource[AsyncEndUsers]):
+    get = bridge(AsyncEndUsers.get)
+
+
+class Annotations(SyncResource[AsyncAnnotations]):
+    list = bridge(AsyncAnnotations.list)
+    iter = bridge_iter(AsyncAnnotations.iter)
+    create = bridge(AsyncAnnotations.create)
+    update = bridge(AsyncAnnotations.update)
+    delete = bridge(AsyncAnnotations.delete)
+    configure_reply = bridge(AsyncAnnotations.configure_reply)
+    reply_status = bridge(AsyncAnnotations.reply_status)
+
+
+class Feedbacks(SyncResource[AsyncFeedbacks]):
+    list = bridge(AsyncFeedbacks.list)
+    iter = bridge_iter(AsyncFeedbacks.iter)
+
+
+class Workflows(SyncResource[AsyncWorkflows]):
+    get_run = bridge(AsyncWorkflows.get_run)
+    logs = bridge(AsyncWorkflows.logs)
+    iter_logs = bridge_iter(AsyncWorkflows.iter_logs)
+    events = bridge_stream(AsyncWorkflows.events)
+
+
+class HumanInput(SyncResource[AsyncHumanInput]):
+    get = bridge(AsyncHumanInput.get)
+    submit = bridge(AsyncHumanInput.submit)
+
+
+class ChatClient:
+    """Client of one Dify chat app (Chatflow, chatbot or agent) for sync code.
+
+    The same API as :class:`AsyncChatClient`, without ``await``; see the module docstring
+    for how it runs. Settings left out come from the environment: ``DIFY_API_KEY``,
+    ``DIFY_BASE_URL`` (default ``https://api.dify.ai/v1``) and ``DIFY_USER``. ``session``
+    exists for symmetry only: an aiohttp session belongs to one event loop and this client
+    runs its own, so passing one raises :class:`ConfigurationError`.
+
+    Use it as a context manager, or call :meth:`close` when done. Thread-safe.
+    """
+
+    chat: Chat
+    messages: Messages
+    conversations: Conversations
+    files: Files
+    audio: Audio
+    app: App
+    end_users: EndUsers
+    annotations: Annotations
+    feedbacks: Feedbacks
+    workflows: Workflows
+    human_input: HumanInput
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        user: str | None = None,
+        timeout: Timeout | float | None = None,
+        max_retries: int = 2,
+        session: None = None,
+        default_headers: Mapping[str, str] | None = None,
+        connector_limit: int = 100,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        if session is not None:
+            raise ConfigurationError(
+                "ChatClient does not take a session: it runs its own event loop, and an "
+                "aiohttp session only works on the loop that created it (use AsyncChatClient "
+                "to share a session)"
+            )
+        # Built here so that bad settings fail at construction; it binds to the loop thread
+        # on its first request and is used on that thread only.
+        self._async = AsyncChatClient(
+            api_key,
+            base_url=base_url,
+            user=user,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            connector_limit=connector_limit,
+            max_event_size=max_event_size,
+        )
+        self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
+        client, loop = self._async, self._loop
+        self.chat = Chat(client.chat, loop)
+        self.messages = Messages(client.messages, loop)
+        self.conversations = Conversations(client.conversations, loop)
+        self.files = Files(client.files, loop)
+        self.audio = Audio(client.audio, loop)
+        self.app = App(client.app, loop)
+        self.end_users = EndUsers(client.end_users, loop)
+        self.annotations = Annotations(client.annotations, loop)
+        self.feedbacks = Feedbacks(client.feedbacks, loop)
+        self.workflows = Workflows(client.workflows, loop)
+        self.human_input = HumanInput(client.human_input, loop)
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is appended to, without a trailing slash."""
+        return self._async.base_url
+
+    @property
+    def user(self) -> str | None:
+        """The default end-user id, used when a call gives none."""
+        return self._async.user
+
+    @property
+    def timeout(self) -> Timeout:
+        """The default time limits of every call."""
+        return self._async.timeout
+
+    @property
+    def max_event_size(self) -> int:
+        """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
+        return self._async.max_event_size
+
+    @property
+    def max_retries(self) -> int:
+        return self._async.max_retries
+
+    @property
+    def closed(self) -> bool:
+        return self._loop.closed
+
+    def close(self) -> None:
+        """Close the connections and stop the loop thread; idempotent and thread-safe.
+
+        Calls still running are cut off (:class:`APIConnectionError`), open streams end with
+        :class:`IncompleteStreamError`, and later calls raise :class:`ConfigurationError`.
+        """
+        self._loop.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ChatClient base_url={self.base_url!r} user={self.user!r}>"
+
