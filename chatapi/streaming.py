@@ -41,6 +41,7 @@ from .events import (
     AgentMessageEvent,
     AgentThoughtEvent,
     ErrorEvent,
+    HumanInputFormFilledEvent,
     MessageEndEvent,
     MessageEvent,
     MessageFileEvent,
@@ -49,6 +50,7 @@ from .events import (
     StreamEvent,
     WorkflowFinishedEvent,
     WorkflowPausedEvent,
+    WorkflowStartedEvent,
     decode_event,
 )
 from .models import ChatCompletion, MessageMetadata, WorkflowPausedData
@@ -70,6 +72,8 @@ Stopper = Callable[[str], Awaitable[None]]
 # ``close_grace`` seconds.
 _CLOSERS = (MessageEndEvent, WorkflowFinishedEvent, WorkflowPausedEvent)
 _FAILED_STATUSES = frozenset({"failed"})
+# Events that show a paused run has resumed.
+_RESUMERS = (WorkflowStartedEvent, HumanInputFormFilledEvent)
 
 
 def _text_delta(event: StreamEvent) -> str | None:
@@ -110,6 +114,7 @@ class AsyncChatStream:
         stopper: Stopper | None = None,
         include_pings: bool = False,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        end_on_pause: bool = True,
         description: str = "stream",
     ) -> None:
         self._opener = opener
@@ -117,6 +122,9 @@ class AsyncChatStream:
         self._timeout = timeout
         self._include_pings = include_pings
         self._description = description
+        self._end_on_pause = end_on_pause
+        # Following a run across a Human Input pause: closers are ignored until it resumes.
+        self._awaiting_resume = False
         self._decoder = SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
         self._response: aiohttp.ClientResponse | None = None
         self._chunks: AsyncIterator[bytes] | None = None
@@ -441,6 +449,10 @@ class AsyncChatStream:
             self._raise_error_event(event)
         elif isinstance(event, _CLOSERS):
             self._accept_closer(event)
+        elif self._awaiting_resume and isinstance(event, _RESUMERS):
+            self._awaiting_resume = False
+            self._paused = None
+            self._message_end = None
 
     def _add_text(self, text: str | None) -> None:
         if text:
@@ -448,6 +460,14 @@ class AsyncChatStream:
             self._answer_cache = None
 
     def _accept_closer(self, event: StreamEvent) -> None:
+        if self._awaiting_resume:
+            # Dify closes a paused run's message with a message_end; the run goes on.
+            return
+        if isinstance(event, WorkflowPausedEvent) and not self._end_on_pause:
+            self._workflow_mode = True
+            self._paused = event
+            self._awaiting_resume = True
+            return
         if isinstance(event, MessageEndEvent):
             self._message_end = event
             if self.message_id is None:

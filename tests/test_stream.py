@@ -471,3 +471,49 @@ async def test_socket_read_timeout_mid_stream(server: ReplayServer) -> None:
         assert info.value.timeout == "read"
         assert info.value.answer == "a"
         assert acquired_connections(client) == 0
+
+
+PAUSE_THEN_RESUME = sse(
+    {"event": "workflow_started", "task_id": "t", "workflow_run_id": "r",
+     "data": {"id": "r", "reason": "initial"}},
+    {"event": "message", "task_id": "t", "answer": "Asking. "},
+    {"event": "human_input_required", "task_id": "t", "workflow_run_id": "r",
+     "data": {"form_id": "f", "form_token": "tok"}},
+    {"event": "workflow_paused", "task_id": "t", "workflow_run_id": "r",
+     "data": {"paused_nodes": ["hi"], "status": "paused"}},
+    {"event": "message_end", "task_id": "t", "id": "m"},
+    "ping",
+    {"event": "human_input_form_filled", "task_id": "t", "workflow_run_id": "r",
+     "data": {"action_id": "approve"}},
+    {"event": "message", "task_id": "t", "answer": "Approved."},
+    {"event": "message_end", "task_id": "t", "id": "m"},
+    {"event": "workflow_finished", "task_id": "t", "workflow_run_id": "r",
+     "data": {"status": "succeeded"}},
+)
+
+
+async def test_continue_on_pause_follows_the_run_to_its_end(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    server.queue(Reply(PAUSE_THEN_RESUME, hold_open=True))
+    stream = client.workflows.events("r", continue_on_pause=True)
+    events = await collect(stream)
+    assert [e.event for e in events][-3:] == ["message", "message_end", "workflow_finished"]
+    reply = await stream.final_message()
+    assert reply.event == "message" and not reply.paused
+    assert reply.answer == "Asking. Approved."
+    assert server.requests[0].query["continue_on_pause"] == "true"
+    assert acquired_connections(client) == 0
+
+
+async def test_without_continue_on_pause_the_stream_ends_at_the_pause(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    # The server keeps the socket open after the pause; the stream must not wait for it.
+    paused_at = PAUSE_THEN_RESUME.index(b'data: {"event":"message_end"')
+    server.queue(Reply(PAUSE_THEN_RESUME[:paused_at], hold_open=True))
+    stream = client.workflows.events("r")
+    events = await collect(stream)
+    assert events[-1].event == "workflow_paused"
+    reply = await stream.final_message()
+    assert reply.paused and reply.answer == "Asking. "

@@ -125,9 +125,11 @@ class AsyncWorkflows(AsyncResource):
 
         ``user`` must be the user who started the run. ``include_state_snapshot`` replays
         the events of the nodes that already ran. A finished run sends its final
-        ``workflow_finished`` only. The stream ends on the run's closing event
-        (``workflow_finished``, or ``workflow_paused`` at the next Human Input node) even
-        with ``continue_on_pause``, where the server itself would keep the connection open.
+        ``workflow_finished`` only. The stream ends on the run's closing event:
+        ``workflow_finished``, or ``workflow_paused`` at the next Human Input node. With
+        ``continue_on_pause`` it follows the run across pauses instead (the server keeps the
+        connection open) and ends on ``workflow_finished``; set ``Timeout(stream_idle=None)``
+        or a long limit when a person may take a while to fill in the form.
         ``stream.stop()`` stops the run.
         """
         path = f"/workflow/{path_segment(workflow_run_id, 'workflow_run_id')}/events"
@@ -153,5 +155,7 @@ class AsyncWorkflows(AsyncResource):
             timeout=limits,
             stopper=stop_run,
             include_pings=include_pings,
+            max_event_size=self._client.max_event_size,
+            end_on_pause=not continue_on_pause,
             description=f"GET {path}",
         )
