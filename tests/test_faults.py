@@ -14,13 +14,20 @@ import pytest
 import chatapi._http
 from chatapi import (
     APIConnectionError,
+    APIStatusError,
     AsyncChatClient,
+    AuthenticationError,
+    BadRequestError,
     IncompleteStreamError,
     InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
+    RequestTooLargeError,
     SSEDecodeError,
     StreamError,
     Timeout,
+    UnsupportedMediaTypeError,
 )
 from chatapi import events as ev
 
@@ -196,6 +203,37 @@ async def test_html_gateway_pages_from_a_real_server(
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (400, "invalid_param", BadRequestError),
+        (401, "unauthorized", AuthenticationError),
+        (403, "forbidden", PermissionDeniedError),
+        (404, "not_found", NotFoundError),
+        (412, "human_input_form_expired", APIStatusError),
+        (413, "file_too_large", RequestTooLargeError),
+        (415, "unsupported_file_type", UnsupportedMediaTypeError),
+        (429, "too_many_requests", RateLimitError),
+        (500, "internal_server_error", InternalServerError),
+        (502, "bad_gateway", InternalServerError),
+        (503, "unknown", InternalServerError),
+        (504, "gateway_timeout", InternalServerError),
+    ],
+)
+async def test_json_error_bodies_from_a_real_server(
+    server: ReplayServer, status: int, code: str, cls: type[APIStatusError]
+) -> None:
+    body = json.dumps({"code": code, "message": f"about {code}", "status": status}).encode()
+    server.queue(Reply(body, status=status, content_type="application/json"))
+    async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="u") as client:
+        with pytest.raises(cls) as info:
+            await client.chat.send("q")
+    assert type(info.value) is cls
+    assert (info.value.status_code, info.value.code) == (status, code)
+    assert info.value.message == f"about {code}"
+    assert len(server.requests) == 1  # a chat message is never re-sent after a response
+
+
 async def test_429_retry_after_is_honoured_for_a_get(server: ReplayServer) -> None:
     error = json.dumps({"code": "too_many_requests", "message": "wait", "status": 429}).encode()
     server.queue(
@@ -290,7 +328,10 @@ async def _mixed_streams(client: AsyncChatClient, server: ReplayServer, count: i
         await run()
 
 
-async def test_a_thousand_streams_leak_nothing(server: ReplayServer) -> None:
+async def test_a_thousand_streams_leak_nothing(
+    server: ReplayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
     before = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
@@ -306,6 +347,8 @@ async def test_a_thousand_streams_leak_nothing(server: ReplayServer) -> None:
     }
     assert not ours
     assert len(server.requests) == 1000
+    # aiohttp reports leaked sessions and connections through the loop's exception handler.
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
 
 
 async def test_no_secret_in_logs_reprs_or_errors(
