@@ -670,6 +670,7 @@ _StructureHook = Callable[[Any, Any], StreamEvent]
 # Converter hooks by wire name, filled on first use so importing this module stays cheap.
 _hooks: dict[str, tuple[type[StreamEvent], _StructureHook]] = {}
 
+_loads = orjson.loads
 # What the converter's hooks raise on JSON of the wrong shape.
 _SHAPE_ERRORS = (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError)
 
@@ -677,13 +678,14 @@ _SHAPE_ERRORS = (cattrs.BaseValidationError, KeyError, TypeError, ValueError, At
 def decode_event(data: str | bytes) -> StreamEvent:
     """Decode the JSON ``data`` of one SSE block into the event class of its ``"event"`` name.
 
-    Raises :class:`~chatapi.errors.ResponseDecodeError` when ``data`` is not a JSON object with
-    a string ``"event"``, or when a known event has a field of the wrong type.
+    Bytes are read as UTF-8, invalid sequences as U+FFFD (as :class:`~chatapi.sse.SSEDecoder`
+    decodes text). Raises :class:`~chatapi.errors.ResponseDecodeError` when ``data`` is not a
+    JSON object with a string ``"event"``, or when a known event has a field of the wrong type.
     """
     try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ResponseDecodeError("event payload is not valid JSON", data=data) from exc
+        payload = _loads(data)
+    except orjson.JSONDecodeError:
+        payload = _loads_leniently(data)
     try:
         cls, hook = _hooks[payload["event"]]
     except (KeyError, TypeError):
@@ -696,6 +698,19 @@ def decode_event(data: str | bytes) -> StreamEvent:
         raise ResponseDecodeError(
             f"cannot decode a {payload['event']!r} event ({reason})", data=data
         ) from exc
+
+
+def _loads_leniently(data: str | bytes) -> Any:
+    """Parse what orjson refused: bytes that are not UTF-8 get a second try as decoded text."""
+    if isinstance(data, bytes):
+        text = data.decode("utf-8", "replace")
+        # A text that decodes without replacement failed for another reason: it stays failed.
+        if text.encode() != data:
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+    raise ResponseDecodeError("event payload is not valid JSON", data=data)
 
 
 def _lookup(payload: Any, data: str | bytes) -> tuple[type[StreamEvent], _StructureHook]:

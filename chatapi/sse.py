@@ -25,6 +25,10 @@ Every streamed answer of the SDK goes through this module, so it is written for 
   block (several lines, comments, ``event:``/``id:``/``retry:`` fields, a block continued
   from an earlier chunk) goes through the general line interpreter. Both paths give the same
   events whatever the chunking, which the property tests check.
+* **The stream's entry point is** :meth:`SSEDecoder.feed_data`. It returns the data of
+  single-line ``data:`` blocks as undecoded bytes (the JSON parser reads bytes), splits
+  lines made only of such blocks with one ``bytes.split``, and lets a chunk that ends no
+  line (a stream read in tiny pieces) through with a few checks.
 * **Text is decoded per field value**, as UTF-8 with invalid bytes replaced by U+FFFD. CR
   and LF never occur inside a multi-byte sequence, so decoding complete lines one by one
   gives the same text as decoding the whole stream, a character split across chunks waits in
@@ -36,6 +40,9 @@ arrive in separate chunks.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
 
 import attrs
 
@@ -107,6 +114,7 @@ class SSEDecoder:
         "_last_event_id",
         "_max_event_size",
         "_pending",
+        "_plain",
         "_retry",
         "_scanned_bytes",
         "_skip_lf",
@@ -126,6 +134,8 @@ class SSEDecoder:
         self._bom_head = b""
         self._at_start = True
         self._skip_lf = False
+        # Neither BOM bytes nor a trailing CR await the next chunk (see feed_data).
+        self._plain = False
         self._data: list[bytes] = []
         self._data_size = 0
         self._event_type = b""
@@ -147,6 +157,29 @@ class SSEDecoder:
         Raises :class:`SSEDecodeError` when the event being received grows past
         ``max_event_size``.
         """
+        return cast("list[ServerSentEvent]", self._feed(chunk, False))
+
+    def feed_data(self, chunk: bytes) -> Sequence[bytes | ServerSentEvent]:
+        """Like :meth:`feed`, but an event whose block was a lone ``data:`` line comes back as
+        the undecoded bytes of its data (a ``bytes`` object) instead of a
+        :class:`ServerSentEvent`.
+
+        For consumers that only need the data of such events (their type is ``"message"``;
+        ``id`` and ``retry`` stay readable on the decoder): it spares building an event object
+        and decoding text that a JSON parser reads from bytes anyway. The bytes may hold
+        invalid UTF-8, which :meth:`feed` would have replaced with U+FFFD.
+        """
+        if self._plain and 10 not in chunk and 13 not in chunk:
+            # A stream read in small pieces: most chunks only extend the partial line.
+            buf = self._buf
+            buf += chunk
+            self._scanned_bytes += len(chunk)
+            if self._data_size + len(buf) > self._max_event_size:
+                raise self._too_large(bytes(buf[:_ERROR_HEAD]))
+            return ()
+        return self._feed(chunk, True)
+
+    def _feed(self, chunk: bytes, raw: bool) -> Sequence[bytes | ServerSentEvent]:
         if self._at_start:
             chunk = self._bom_head + chunk
             if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
@@ -166,6 +199,7 @@ class SSEDecoder:
         if 13 in chunk:
             self._skip_lf = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        self._plain = not self._skip_lf
 
         # The buffered partial line holds no LF, so only the new bytes need searching.
         end = chunk.rfind(b"\n")
@@ -182,7 +216,7 @@ class SSEDecoder:
             lines = chunk[: end + 1]
         buf += chunk[end + 1 :]
         self._scanned_bytes += len(lines)
-        events = self._interpret(lines)
+        events = self._interpret(lines, raw)
         self._check_partial_line()
         return events
 
@@ -198,12 +232,23 @@ class SSEDecoder:
         self._bom_head = b""
         self._at_start = True
         self._skip_lf = False
+        self._plain = False
         self._reset_block()
         return []
 
-    def _interpret(self, lines: bytes) -> list[ServerSentEvent]:
-        """Interpret complete lines, each ended by LF."""
-        events: list[ServerSentEvent] = []
+    def _interpret(self, lines: bytes, raw: bool) -> Sequence[bytes | ServerSentEvent]:
+        """Interpret complete lines, each ended by LF (``raw``: see :meth:`feed_data`)."""
+        if raw and not self._pending and lines.startswith(b"data: ") and lines.endswith(b"\n\n"):
+            # Lines made only of blocks that are a single ``data:`` line are split into their
+            # data in one call. The split is right exactly when each LF belongs to a block end:
+            # the k - 1 separators b"\n\ndata: " and the final b"\n\n" of k pieces hold 2 k
+            # LFs, so then there is no other LF, inside a block or as an extra blank line.
+            payloads = lines[6:-2].split(b"\n\ndata: ")
+            if lines.count(b"\n") == 2 * len(payloads):
+                if len(lines) > self._max_event_size:
+                    self._check_blocks(payloads)
+                return payloads
+        events: list[bytes | ServerSentEvent] = []
         append = events.append
         # Every b"\n\n" ends a line and then a blank line: each item but the last is the
         # rest of a block that gets dispatched. The last item is empty if ``lines`` ended
@@ -224,6 +269,9 @@ class SSEDecoder:
             if not pending and 10 not in block and block.startswith(b"data: "):
                 if len(block) > max_size:
                     raise self._too_large(block)
+                if raw:
+                    append(block[6:])
+                    continue
                 event = new_event(ServerSentEvent)
                 set_event(event, "message")
                 set_data(event, block[6:].decode("utf-8", "replace"))
@@ -240,7 +288,14 @@ class SSEDecoder:
             self._interpret_lines(tail[:-1], events)
         return events
 
-    def _interpret_lines(self, block: bytes, events: list[ServerSentEvent]) -> None:
+    def _check_blocks(self, payloads: list[bytes]) -> None:
+        """Apply ``max_event_size`` to blocks split by the whole-chunk path (data only)."""
+        for payload in payloads:
+            # Measured like the per-block path: the line with its b"data: " field name.
+            if len(payload) + 6 > self._max_event_size:
+                raise self._too_large(b"data: " + payload[:_ERROR_HEAD])
+
+    def _interpret_lines(self, block: bytes, events: list[bytes | ServerSentEvent]) -> None:
         """Apply each line of ``block`` to the decoder state (the general, per-line path)."""
         for line in block.split(b"\n"):
             if not line:
@@ -268,7 +323,7 @@ class SSEDecoder:
             elif name == b"retry" and value.isdigit():
                 self._retry = int(value)
 
-    def _dispatch(self, events: list[ServerSentEvent]) -> None:
+    def _dispatch(self, events: list[bytes | ServerSentEvent]) -> None:
         """Handle a blank line: emit the current block's event, if any, and reset the block."""
         if self._data:
             data = b"\n".join(self._data).decode("utf-8", "replace")

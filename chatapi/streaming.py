@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -359,7 +359,9 @@ class AsyncChatStream:
                 self._complete = True
                 return
             raise self._transport_failure(exc) from exc
-        if self._queue(self._decoder.feed(chunk)) and self._idle_deadline is not None:
+        # Most chunks of a stream read in small pieces complete no event.
+        blocks = self._decoder.feed_data(chunk)
+        if blocks and self._queue(blocks) and self._idle_deadline is not None:
             self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
 
     def _on_deadline(self) -> None:
@@ -388,16 +390,22 @@ class AsyncChatStream:
             return APITimeoutError(str(error), timeout=error.timeout, **state)
         return IncompleteStreamError(f"{self._description} broke off: {error}", **state)
 
-    def _queue(self, blocks: list[ServerSentEvent]) -> bool:
+    def _queue(self, blocks: Sequence[bytes | ServerSentEvent]) -> bool:
         """Decode and queue SSE blocks; True if any of them was more than a ping."""
-        pending = self._pending
+        append = self._pending.append
+        decode = decode_event
         progress = False
         for block in blocks:
-            if block.data:
-                pending.append(decode_event(block.data))
+            # Nearly every Dify event comes from the decoder's fast path as the bytes of its
+            # data; Dify names the event type in the JSON, not in the SSE ``event:`` field.
+            if isinstance(block, bytes):
+                append(decode(block))
+                progress = True
+            elif block.data:
+                append(decode(block.data))
                 progress = True
             elif block.event == "ping":
-                pending.append(PING)
+                append(PING)
         self._event_count += len(blocks)
         return progress
 
