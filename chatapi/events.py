@@ -27,8 +27,7 @@ import orjson
 from ._convert import structure_hook
 from .errors import ResponseDecodeError
 from .models import (
-    FormAction,
-    FormInput,
+    HumanInputFormDefinition,
     MessageEndFile,
     MessageMetadata,
     WorkflowPausedData,
@@ -426,29 +425,13 @@ class IterationCompletedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class LoopData:
-    """The state of a Loop node, shared by its started, next and completed events."""
+class LoopData(IterationData):
+    """The state of a Loop node, shared by its started, next and completed events.
 
-    id: str | None = None
-    node_id: str | None = None
-    node_type: str | None = None
-    title: str | None = None
-    index: int | None = None
+    The fields of an iteration, and ``pre_loop_output``: what the previous round produced.
+    """
+
     pre_loop_output: Any = None
-    created_at: int | None = None
-    extras: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-    inputs: dict[str, Any] | None = None
-    inputs_truncated: bool | None = None
-    outputs: dict[str, Any] | None = None
-    outputs_truncated: bool | None = None
-    status: str | None = None
-    error: str | None = None
-    elapsed_time: float | None = None
-    total_tokens: int | None = None
-    execution_metadata: dict[str, Any] | None = None
-    finished_at: int | None = None
-    steps: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -533,20 +516,10 @@ class AgentLogEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputRequiredData:
+class HumanInputRequiredData(HumanInputFormDefinition):
     """The form a Human Input node waits for: its text, inputs, actions and ``form_token``."""
 
-    form_id: str | None = None
-    node_id: str | None = None
-    node_title: str | None = None
-    form_content: str | None = None
-    inputs: list[FormInput] = attrs.field(factory=list)
-    actions: list[FormAction] = attrs.field(factory=list)
-    display_in_ui: bool | None = None
-    form_token: str | None = None
     approval_channels: list[str] = attrs.field(factory=list)
-    resolved_default_values: dict[str, Any] | None = None
-    expiration_time: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -162,22 +162,32 @@ class FormInput:
 
 
 @attrs.frozen(kw_only=True)
-class PauseReason:
+class HumanInputFormDefinition:
+    """A Human Input form: its text, inputs, actions and the ``form_token`` to submit it.
+
+    As kept in the conversation history; pause reasons and ``human_input_required`` events
+    describe their form with the same fields.
+    """
+
+    form_id: str | None = None
+    node_id: str | None = None
+    node_title: str | None = None
+    form_content: str | None = None
+    inputs: list[FormInput] = attrs.field(factory=list)
+    actions: list[FormAction] = attrs.field(factory=list)
+    display_in_ui: bool | None = None
+    form_token: str | None = None
+    resolved_default_values: dict[str, Any] | None = None
+    expiration_time: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PauseReason(HumanInputFormDefinition):
     """Why a run paused. For a Human Input node (``type == "human_input_required"``) it
     describes the form: its id and token, the text, the inputs and the actions."""
 
     type: str | None = None
-    form_id: str | None = None
-    form_content: str | None = None
-    inputs: list[FormInput] = attrs.field(factory=list)
-    actions: list[FormAction] = attrs.field(factory=list)
-    node_id: str | None = None
-    node_title: str | None = None
-    display_in_ui: bool | None = None
-    form_token: str | None = None
     approval_channels: list[str] | None = None
-    resolved_default_values: dict[str, Any] | None = None
-    expiration_time: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -319,22 +329,6 @@ class AgentThought:
     observation: str | None = None
     files: list[str] = attrs.field(factory=list)
     created_at: int | None = None
-
-
-@attrs.frozen(kw_only=True)
-class HumanInputFormDefinition:
-    """The Human Input form a message waited on, as kept in the conversation history."""
-
-    form_id: str | None = None
-    node_id: str | None = None
-    node_title: str | None = None
-    form_content: str | None = None
-    inputs: list[FormInput] = attrs.field(factory=list)
-    actions: list[FormAction] = attrs.field(factory=list)
-    display_in_ui: bool | None = None
-    form_token: str | None = None
-    resolved_default_values: dict[str, Any] | None = None
-    expiration_time: int | None = None
 
 
 @attrs.frozen(kw_only=True)
