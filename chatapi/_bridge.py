@@ -2,7 +2,7 @@
 
 :class:`LoopThread` runs one event loop in a daemon thread through anyio's blocking portal.
 It starts on the first call and stops in :meth:`LoopThread.close` (also at interpreter exit,
-from an ``atexit`` hook that only holds weak references). Every call made through it can be
+from an ``atexit`` hook). Every call made through it can be
 called off: when the calling thread is interrupted (``KeyboardInterrupt``) the task on the
 loop is cancelled and waited for, so nothing keeps running behind the caller's back; when the
 loop is closed, calls still running are cut off and their callers get a clear error.
@@ -277,9 +277,11 @@ def _cancel_call(call: _Call) -> threading.Event | None:
     return call.finished
 
 
-# Loops still running, for the atexit hook; weak, so an abandoned client can be collected.
+# Loops still running, for the atexit hook. Held strongly: a client dropped without close()
+# leaves its loop thread (a daemon) running, and its session is still closed at exit. A
+# loop refers to its async client only, never to the ChatClient, which stays collectable.
 _running_lock = threading.Lock()
-_running: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+_running: set[LoopThread] = set()
 
 
 def _register(loop: LoopThread) -> None:

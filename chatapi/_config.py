@@ -27,6 +27,8 @@ DEFAULT_REQUEST_TOTAL = 120.0
 
 def _check_limit(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is None:
+        if attribute.name == "close_grace":
+            raise ConfigurationError("Timeout.close_grace must be a number of seconds")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(
@@ -78,10 +80,15 @@ class Timeout:
             return None if stream else DEFAULT_REQUEST_TOTAL
         return None if math.isinf(self.total) else self.total
 
-    def client_timeout(self, *, stream: bool) -> aiohttp.ClientTimeout:
-        """The aiohttp form of these limits (``stream_idle`` and ``close_grace`` are ours)."""
+    def client_timeout(
+        self, *, stream: bool, remaining: float | None = None
+    ) -> aiohttp.ClientTimeout:
+        """The aiohttp form of these limits (``stream_idle`` and ``close_grace`` are ours).
+
+        ``remaining`` replaces the total limit: what is left of it for a retried call.
+        """
         return aiohttp.ClientTimeout(
-            total=self.total_for(stream=stream),
+            total=self.total_for(stream=stream) if remaining is None else remaining,
             connect=None,
             sock_connect=self.connect,
             sock_read=self.read,
@@ -105,8 +112,13 @@ def resolve_settings(
         raise ConfigurationError(
             f"no API key: pass api_key=... or set the {ENV_API_KEY} environment variable"
         )
+    if any(ord(char) < 32 or ord(char) == 127 for char in api_key.strip()):
+        # Never show the key itself: say what is wrong with it.
+        raise ConfigurationError("the API key contains control characters (a stray newline?)")
     if base_url is None:
         base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a string, got {type(base_url).__name__}")
     base_url = base_url.strip().rstrip("/")
     try:
         url = yarl.URL(base_url)

@@ -109,6 +109,11 @@ def _status_retry_delay(error: APIStatusError, attempt: int) -> float | None:
     return backoff_delay(attempt)
 
 
+def _in_time(deadline: float | None, delay: float) -> bool:
+    """Whether a retry after ``delay`` seconds would still start before ``deadline``."""
+    return deadline is None or time.monotonic() + delay < deadline
+
+
 def backoff_delay(attempt: int) -> float:
     """Delay before retry number ``attempt`` (0-based): doubling from 0.5 s, capped, jittered."""
     ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0**attempt)
@@ -253,14 +258,19 @@ class HTTPClient:
     ) -> T:
         """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
         self._check_usable()
-        client_timeout = (timeout or self.timeout).client_timeout(stream=stream)
+        limits = timeout or self.timeout
         session = self._get_session()
         what = f"{method} {path}"
         idempotent = method in IDEMPOTENT_METHODS
         max_retries = self.max_retries if retry else 0
+        # The total limit bounds the whole call, retries and their pauses included.
+        total = limits.total_for(stream=stream)
+        deadline = None if total is None else time.monotonic() + total
         attempt = 0
         while True:
             started = time.monotonic()
+            remaining = None if deadline is None else max(deadline - started, 0.001)
+            client_timeout = limits.client_timeout(stream=stream, remaining=remaining)
             response: aiohttp.ClientResponse | None = None
             try:
                 response = await session.request(
@@ -288,8 +298,12 @@ class HTTPClient:
                 error = translate_transport_error(exc, what=what)
                 # Before the connection opened nothing was sent; after it, only an idempotent
                 # call may go out again.
-                if attempt < max_retries and (idempotent or _sent_nothing(exc)):
-                    delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt)
+                if (
+                    attempt < max_retries
+                    and (idempotent or _sent_nothing(exc))
+                    and _in_time(deadline, delay)
+                ):
                     log.info("%s failed (%s); retry %d in %.2fs", what, error, attempt + 1, delay)
                     attempt += 1
                     await asyncio.sleep(delay)
@@ -299,7 +313,7 @@ class HTTPClient:
             retry_delay = None
             if attempt < max_retries and idempotent:
                 retry_delay = _status_retry_delay(status_error, attempt)
-            if retry_delay is None:
+            if retry_delay is None or not _in_time(deadline, retry_delay):
                 raise status_error
             log.info(
                 "%s answered %d; retry %d in %.2fs",

@@ -76,15 +76,6 @@ _FAILED_STATUSES = frozenset({"failed"})
 _RESUMERS = (WorkflowStartedEvent, HumanInputFormFilledEvent)
 
 
-def _text_delta(event: StreamEvent) -> str | None:
-    """The answer text ``event`` adds to the stream's answer, if it is a text delta."""
-    if isinstance(event, (MessageEvent, AgentMessageEvent)):
-        return event.answer or None
-    if isinstance(event, MessageFileEvent) and event.answer and not event.url:
-        return event.answer
-    return None
-
-
 def _expired(limit: Any) -> bool:
     # asyncio.Timeout.expired is a method, async_timeout's a property.
     expired = limit.expired
@@ -151,6 +142,9 @@ class AsyncChatStream:
         self._clock: Callable[[], float] = time.monotonic
         self._opened_at = 0.0
         self._event_count = 0
+        # The exception that ended the stream: raised again by any later read, so that a
+        # cut-off answer never passes for a complete one.
+        self._failure: BaseException | None = None
 
     # -- public state -------------------------------------------------------------------
 
@@ -194,13 +188,15 @@ class AsyncChatStream:
                 event = self._accept(pending.popleft())
                 if event is not None:
                     return event
+            if self._failure is not None:
+                raise self._failure
             if self._complete or self._closed:
                 await self._finish()
                 raise StopAsyncIteration
             try:
                 await self._fill()
-            except BaseException:
-                self._close_response()
+            except BaseException as exc:
+                self._fail(exc)
                 raise
 
     @property
@@ -214,9 +210,20 @@ class AsyncChatStream:
 
     async def _text_deltas(self) -> AsyncIterator[str]:
         async for event in self:
-            text = _text_delta(event)
+            text = self._text_of(event)
             if text:
                 yield text
+
+    def _text_of(self, event: StreamEvent) -> str | None:
+        """The answer text ``event`` adds to the stream's answer, if it is a text delta."""
+        if isinstance(event, AgentMessageEvent):
+            return event.answer or None
+        if isinstance(event, MessageEvent):
+            # After agent_message deltas, a message event repeats the whole answer.
+            return None if self._agent_mode else event.answer or None
+        if isinstance(event, MessageFileEvent) and event.answer and not event.url:
+            return event.answer
+        return None
 
     async def final_message(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
@@ -262,13 +269,15 @@ class AsyncChatStream:
         """
         pending = self._pending
         while not pending:
+            if self._failure is not None:
+                raise self._failure
             if self._complete or self._closed:
                 await self._finish()
                 return []
             try:
                 await self._fill()
-            except BaseException:
-                self._close_response()
+            except BaseException as exc:
+                self._fail(exc)
                 raise
         if isinstance(pending[0], ErrorEvent):
             return [await self.__anext__()]
@@ -278,6 +287,19 @@ class AsyncChatStream:
         return batch
 
     # -- internals ----------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record what ended the stream (once) and release the connection."""
+        self._close_response()
+        if self._failure is None:
+            self._failure = (
+                exc
+                if isinstance(exc, ChatAPIError)
+                else IncompleteStreamError(
+                    f"{self._description} was interrupted ({type(exc).__name__})",
+                    **self._state(),
+                )
+            )
 
     async def _open(self) -> None:
         if self._opened:
@@ -354,8 +376,9 @@ class AsyncChatStream:
             self._on_end_of_body()
             return
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            if self._grace_deadline is not None:
-                # The run was over already; a connection that breaks now loses nothing.
+            if self._grace_deadline is not None or self._closed:
+                # The run was over already, or another task closed (or stopped) the stream
+                # under this read: a connection that breaks now loses nothing.
                 self._complete = True
                 return
             raise self._transport_failure(exc) from exc
@@ -377,7 +400,7 @@ class AsyncChatStream:
         )
 
     def _on_end_of_body(self) -> None:
-        if self._grace_deadline is None:
+        if self._grace_deadline is None and not self._closed:
             raise IncompleteStreamError(
                 f"{self._description} ended before the run was over", **self._state()
             )
@@ -395,17 +418,22 @@ class AsyncChatStream:
         append = self._pending.append
         decode = decode_event
         progress = False
-        for block in blocks:
-            # Nearly every Dify event comes from the decoder's fast path as the bytes of its
-            # data; Dify names the event type in the JSON, not in the SSE ``event:`` field.
-            if isinstance(block, bytes):
-                append(decode(block))
-                progress = True
-            elif block.data:
-                append(decode(block.data))
-                progress = True
-            elif block.event == "ping":
-                append(PING)
+        try:
+            for block in blocks:
+                # Nearly every Dify event comes from the decoder's fast path as the bytes of
+                # its data; Dify names the event type in the JSON, not in the SSE ``event:``
+                # field.
+                if isinstance(block, bytes):
+                    append(decode(block))
+                    progress = True
+                elif block.data:
+                    append(decode(block.data))
+                    progress = True
+                elif block.event == "ping":
+                    append(PING)
+        except ResponseDecodeError as exc:
+            # The events before the bad one are still delivered; the error comes after them.
+            self._fail(exc)
         self._event_count += len(blocks)
         return progress
 
@@ -413,7 +441,11 @@ class AsyncChatStream:
         """Update the run state with ``event``; return it if the caller should see it."""
         cls = type(event)
         if cls is MessageEvent:
-            self._answer_parts.append(event.answer or "")  # type: ignore[attr-defined]
+            if self._agent_mode:
+                # Agent apps close their agent_message deltas with the whole answer.
+                self._answer_parts = [event.answer or ""]  # type: ignore[attr-defined]
+            else:
+                self._answer_parts.append(event.answer or "")  # type: ignore[attr-defined]
             self._answer_cache = None
         elif cls is PingEvent:
             return event if self._include_pings else None
@@ -495,21 +527,22 @@ class AsyncChatStream:
             self._complete = True
 
     def _raise_error_event(self, event: ErrorEvent) -> None:
-        self._close_response()
-        self._closed = True
         self._pending.clear()
         status = (
             self._workflow_finished.data.status
             if self._workflow_finished is not None and self._workflow_finished.data is not None
             else None
         )
-        raise StreamError(
+        error = StreamError(
             event.message or "the run failed",
             code=event.code,
             status=event.status,
             workflow_status=status,
             **self._state(),
         )
+        self._fail(error)
+        self._closed = True
+        raise error
 
     async def _finish(self) -> None:
         """The stream is over: release the connection, then report a failed workflow."""
@@ -522,11 +555,13 @@ class AsyncChatStream:
             and not self._closed
         ):
             self._closed = True
-            raise StreamError(
+            error = StreamError(
                 finished.data.error or "the workflow run failed",
                 workflow_status=finished.data.status,
                 **self._state(),
             )
+            self._fail(error)
+            raise error
         self._closed = True
 
     def _state(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from .resources import (
     AsyncWorkflows,
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE
-from .streaming import AsyncChatStream, _text_delta
+from .streaming import AsyncChatStream
 
 __all__ = [
     "Annotations",
@@ -156,41 +156,47 @@ class ChatStream:
         return self._events()
 
     def __next__(self) -> StreamEvent:
-        accept = self._stream._accept
-        buffer = self._buffer
-        while True:
-            while buffer:
-                event = accept(buffer.popleft())
-                if event is not None:
-                    return event
-            if not self._fetch():
-                raise StopIteration
+        event = self._next_event()
+        if event is None:
+            raise StopIteration
+        return event
 
     def _events(self) -> Iterator[StreamEvent]:
         # A generator, so that a loop left early (break, an exception in its body) closes
         # the stream as soon as the generator is dropped: unless a ``with`` block owns the
         # stream, which closes it on leaving and may go on reading until then.
-        accept = self._stream._accept
-        buffer = self._buffer
         finished = False
         try:
-            while True:
-                while buffer:
-                    event = accept(buffer.popleft())
-                    if event is not None:
-                        yield event
-                if not self._fetch():
-                    finished = True
-                    return
+            while (event := self._next_event()) is not None:
+                yield event
+            finished = True
         finally:
             if not finished and not self._entered:
                 self.close()
+
+    def _next_event(self) -> StreamEvent | None:
+        """The next event for the caller, fetching a batch when needed; None at the end."""
+        accept = self._stream._accept
+        buffer = self._buffer
+        while True:
+            while buffer:
+                try:
+                    item = buffer.popleft()
+                except IndexError:  # another thread closed the stream and dropped the rest
+                    break
+                event = accept(item)
+                if event is not None:
+                    return event
+            if not self._fetch():
+                return None
 
     def _fetch(self) -> bool:
         """Move the next batch of events into the buffer; False once the stream is over."""
         if self._cut_off:
             raise self._cut_off_error()
         stream = self._stream
+        if stream._failure is not None:
+            raise stream._failure
         if stream.closed:
             return False
         try:
@@ -215,7 +221,7 @@ class ChatStream:
 
     def _text_deltas(self) -> Iterator[str]:
         for event in self:
-            text = _text_delta(event)
+            text = self._stream._text_of(event)
             if text:
                 yield text
 

@@ -107,6 +107,22 @@ def test_bad_timeout_values(kwargs: dict[str, Any]) -> None:
         Timeout(**kwargs)
 
 
+def test_close_grace_needs_a_number() -> None:
+    with pytest.raises(ConfigurationError, match="close_grace"):
+        Timeout(close_grace=None)  # type: ignore[arg-type]
+
+
+def test_settings_of_the_wrong_type_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        AsyncChatClient(api_key="k", base_url=123)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="control characters") as info:
+        AsyncChatClient(api_key="app-sec\nret", base_url=BASE)
+    assert "sec" not in str(info.value)
+    # Surrounding white space (a newline read from a file) is not part of the key.
+    client = AsyncChatClient(api_key="app-secret\n", base_url=BASE)
+    assert client._http._headers["Authorization"] == "Bearer app-secret"
+
+
 def test_timeout_number_means_total() -> None:
     assert AsyncChatClient(api_key="k", timeout=5).timeout == Timeout(total=5.0)
     with pytest.raises(ConfigurationError):

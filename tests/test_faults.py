@@ -15,6 +15,7 @@ import chatapi._http
 from chatapi import (
     APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     AsyncChatClient,
     AuthenticationError,
     BadRequestError,
@@ -367,10 +368,9 @@ async def test_no_secret_in_logs_reprs_or_errors(
         texts.append(repr(stream))
         reply = await stream.final_message()
         texts += [repr(reply), str(reply), repr(client), repr(client.timeout)]
-        try:
+        with pytest.raises(AuthenticationError) as info:
             await client.chat.send("q")
-        except Exception as exc:
-            texts += [repr(exc), str(exc), repr(exc.__dict__)]
+        texts += [repr(info.value), str(info.value), repr(info.value.__dict__)]
     assert any("POST /chat-messages" in r.getMessage() for r in caplog.records)
     texts += [r.getMessage() for r in caplog.records]
     texts += [str(r.args) for r in caplog.records]
@@ -433,3 +433,14 @@ async def test_503_with_retry_after_waits_as_asked(
     async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="u") as client:
         reply = await asyncio.wait_for(client._http.request_json("GET", "/info"), GUARD)
     assert reply == {"ok": 1}
+
+
+async def test_a_hung_get_is_not_retried_past_its_total_limit(server: ReplayServer) -> None:
+    # The total limit bounds the whole call: retries may not multiply it.
+    server.queue(Reply(b"{", content_type="application/json", hold_open=True))
+    async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="u",
+                               timeout=Timeout(total=0.3), max_retries=2) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await asyncio.wait_for(client._http.request_json("GET", "/info"), GUARD)
+    assert info.value.timeout == "total"
+    assert len(server.requests) == 1

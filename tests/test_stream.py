@@ -517,3 +517,91 @@ async def test_without_continue_on_pause_the_stream_ends_at_the_pause(
     assert events[-1].event == "workflow_paused"
     reply = await stream.final_message()
     assert reply.paused and reply.answer == "Asking. "
+
+
+async def test_reading_again_after_a_failure_raises_again(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    server.queue(Reply(sse({"event": "message", "task_id": "t", "answer": "partial"})))
+    stream = client.chat.stream("q")
+    with pytest.raises(IncompleteStreamError) as first:
+        await asyncio.wait_for(stream.final_message(), GUARD)
+    # A second look must not turn the cut-off answer into a finished one.
+    with pytest.raises(IncompleteStreamError) as second:
+        await stream.final_message()
+    assert second.value is first.value
+    with pytest.raises(IncompleteStreamError):
+        await stream.__anext__()
+
+
+async def test_reading_again_after_an_error_event_raises_again(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    server.queue(Reply(sse({"event": "message", "task_id": "t", "answer": "a"},
+                           {"event": "error", "status": 500, "code": "internal_server_error",
+                            "message": "boom"})))
+    stream = client.chat.stream("q")
+    with pytest.raises(StreamError):
+        await asyncio.wait_for(stream.final_message(), GUARD)
+    with pytest.raises(StreamError, match="boom"):
+        await stream.final_message()
+
+
+async def test_stop_from_another_task_ends_the_reader_cleanly(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    server.queue(
+        Reply(sse({"event": "message", "task_id": "t", "answer": "a"}), hold_open=True),
+        Reply(b'{"result": "success"}', content_type="application/json"),
+    )
+    stream = client.chat.stream("q", user="alice")
+    first = asyncio.Event()
+
+    async def read() -> list[str]:
+        seen = []
+        async with stream:
+            async for event in stream:
+                seen.append(event.event)
+                first.set()
+        return seen
+
+    reader = asyncio.create_task(read())
+    await asyncio.wait_for(first.wait(), GUARD)
+    await stream.stop()
+    assert await asyncio.wait_for(reader, GUARD) == ["message"]
+    assert server.requests[1].path == "/v1/chat-messages/t/stop"
+    assert server.requests[1].json() == {"user": "alice"}
+    assert acquired_connections(client) == 0
+
+
+async def test_events_before_a_malformed_one_are_still_delivered(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    body = sse({"event": "message", "task_id": "t", "answer": "one"},
+               {"event": "message", "task_id": "t", "answer": "two"}) + b'data: {"event":\n\n'
+    server.queue(Reply(body, hold_open=True))
+    seen: list[str] = []
+    with pytest.raises(ResponseDecodeError):
+        async with client.chat.stream("q") as stream:
+            async for event in stream:
+                seen.append(event.answer)  # type: ignore[attr-defined]
+    assert seen == ["one", "two"]
+    assert acquired_connections(client) == 0
+
+
+async def test_a_closing_message_of_an_agent_replaces_its_deltas(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    # Agent apps stream agent_message deltas and may close with the whole answer as message.
+    body = sse(
+        {"event": "agent_message", "task_id": "t", "answer": "Hel"},
+        {"event": "agent_message", "task_id": "t", "answer": "lo"},
+        {"event": "message", "task_id": "t", "answer": "Hello"},
+        {"event": "message_end", "task_id": "t", "id": "m"},
+    )
+    server.queue(Reply(body))
+    stream = client.chat.stream("q")
+    async with stream:
+        deltas = [text async for text in stream.text_stream]
+    assert deltas == ["Hel", "lo"]
+    assert (await stream.final_message()).answer == "Hello"

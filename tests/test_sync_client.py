@@ -474,3 +474,46 @@ def test_the_exit_hook_forgets_closed_clients(server: ThreadedReplayServer) -> N
         assert client._loop in set(_bridge._running)
     assert client._loop not in set(_bridge._running)
 
+
+
+def test_reading_a_failed_sync_stream_again_raises_again(
+    server: ThreadedReplayServer, client: ChatClient
+) -> None:
+    server.queue(Reply(b'data: {"event":"message","task_id":"t","answer":"partial"}\n\n'))
+    stream = client.chat.stream("q")
+    with pytest.raises(IncompleteStreamError) as first:
+        stream.final_message()
+    with pytest.raises(IncompleteStreamError) as second:
+        stream.final_message()
+    assert second.value is first.value
+    assert first.value.answer == "partial"
+
+
+DROPPED_CLIENT_SCRIPT = """
+import gc
+from chatapi import ChatClient
+from chatapi.testing import FakeChatServer
+
+with FakeChatServer.running_in_thread() as server:
+    client = ChatClient("app-key", base_url=server.base_url, user="u")
+    print(client.chat.send("Hi").answer, flush=True)
+    del client  # dropped without close(): its session must still be closed at exit
+    gc.collect()
+"""
+
+
+def test_a_client_dropped_without_close_is_closed_at_exit(tmp_path: Path) -> None:
+    script = tmp_path / "dropped.py"
+    script.write_text(DROPPED_CLIENT_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONASYNCIODEBUG": "0"}
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Echo: Hi"
+    assert "Unclosed" not in done.stderr
+    assert done.stderr == ""
