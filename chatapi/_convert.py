@@ -23,7 +23,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from .errors import ResponseDecodeError
 from .models import PauseReason
 
-__all__ = ["converter", "decode_json", "structure", "structure_hook"]
+__all__ = ["converter", "decode_json", "json_object", "structure", "structure_hook"]
 
 T = TypeVar("T")
 
@@ -359,13 +359,20 @@ def structure_hook(cls: type[T]) -> Callable[[Any, Any], T]:
     return converter.get_structure_hook(cls)
 
 
+def json_object(value: Any, *, what: str) -> dict[str, Any]:
+    """Check that decoded JSON is an object before its fields are read."""
+    if not isinstance(value, dict):
+        raise ResponseDecodeError(
+            f"expected a JSON object for {what}, got {type(value).__name__}",
+            data=orjson.dumps(value),
+        )
+    return value
+
+
 def structure(value: Any, cls: type[T], *, what: str | None = None) -> T:
     """Structure decoded JSON into ``cls``; any mismatch becomes ``ResponseDecodeError``."""
-    if attrs.has(cls) and not isinstance(value, dict):
-        raise ResponseDecodeError(
-            f"expected a JSON object for {what or cls.__name__}, got {type(value).__name__}",
-            data=orjson.dumps(value).decode(),
-        )
+    if attrs.has(cls):
+        json_object(value, what=what or cls.__name__)
     try:
         return converter.structure(value, cls)
     except KeyError as exc:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ._convert import structure
+from ._convert import json_object, structure
 from .errors import ResponseDecodeError
 from .models import Page
 
@@ -35,11 +35,7 @@ def structure_page(
 ) -> Page[T]:
     """Build a :class:`Page` from a list response; ``limit``/``page`` fill in what Dify
     leaves out of the body."""
-    if not isinstance(value, dict):
-        raise ResponseDecodeError(
-            f"expected a JSON object for {what}, got {type(value).__name__}",
-            data=orjson.dumps(value),
-        )
+    value = json_object(value, what=what)
     data = structure(value.get("data"), list[item_type], what=what)  # type: ignore[valid-type]
     has_more = value.get("has_more")
     if not isinstance(has_more, bool):

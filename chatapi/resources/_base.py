@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import orjson
-
 from .._config import Timeout
-from ..errors import ConfigurationError, ResponseDecodeError
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .._http import HTTPClient
@@ -20,7 +18,6 @@ __all__ = [
     "AsyncResource",
     "check_positive_int",
     "check_str",
-    "json_object",
     "path_segment",
     "query_params",
 ]
@@ -73,16 +70,6 @@ def query_params(params: Mapping[str, object]) -> dict[str, str]:
         else:
             query[key] = str(value)
     return query
-
-
-def json_object(value: Any, *, what: str) -> dict[str, Any]:
-    """Check that a decoded response is a JSON object before reading its fields."""
-    if not isinstance(value, dict):
-        raise ResponseDecodeError(
-            f"expected a JSON object for {what}, got {type(value).__name__}",
-            data=orjson.dumps(value),
-        )
-    return value
 
 
 class AsyncResource:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._config import Timeout
-from .._convert import structure
-from ._base import AsyncResource, check_str, json_object
+from .._convert import json_object, structure
+from ._base import AsyncResource, check_str
 from .files import FileInput, Upload
 
 __all__ = ["AsyncAudio"]

@@ -6,14 +6,13 @@ import builtins
 from collections.abc import AsyncIterator
 
 from .._config import Timeout
-from .._convert import structure
+from .._convert import json_object, structure
 from ..models import Message, Page
 from ..pagination import iter_cursor_pages, structure_page
 from ._base import (
     AsyncResource,
     check_positive_int,
     check_str,
-    json_object,
     path_segment,
     query_params,
 )
