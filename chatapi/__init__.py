@@ -6,6 +6,7 @@ Everything a user needs is importable from here; submodules named in the docs
 
 from ._config import Timeout
 from ._logging import setup_from_env as _setup_logging_from_env
+from ._response import RawResponse, ResponseInfo
 from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
@@ -53,8 +54,10 @@ __all__ = [
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "RawResponse",
     "RequestTooLargeError",
     "ResponseDecodeError",
+    "ResponseInfo",
     "SSEDecodeError",
     "StreamError",
     "StreamEvent",

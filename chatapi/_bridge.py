@@ -32,6 +32,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._raw import SyncRawResponses
 from .errors import APIConnectionError, ConfigurationError
 
 __all__ = ["LoopThread", "SyncMethod", "SyncResource", "bridge", "bridge_iter"]
@@ -337,6 +338,12 @@ class SyncResource(Generic[R]):
         self._resource = resource
         self._loop = loop
 
+    @property
+    def with_raw_response(self) -> SyncRawResponses:
+        """The same methods, each returning a :class:`~chatapi.RawResponse` (the HTTP status,
+        headers, elapsed time and retries, and ``.parse()`` for the usual result)."""
+        return SyncRawResponses(self)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._resource!r}>"
 
@@ -351,9 +358,18 @@ class SyncMethod(Generic[P, T]):
     docstring, and ``T`` as return type; :func:`bridge` and its siblings create it.
     """
 
-    def __init__(self, fn: Callable[..., Any], adapt: Adapter, returns: object) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        adapt: Adapter,
+        returns: object,
+        *,
+        adapt_result: Callable[[LoopThread, Any], Any] | None = None,
+    ) -> None:
         self.fn = fn
         self._adapt = adapt
+        # What with_raw_response does to the async result (a stream becomes a sync one).
+        self.adapt_result = adapt_result
         signature = inspect.signature(fn)
         parameters = list(signature.parameters.values())[1:]  # without ``self``
         self.signature = signature.replace(parameters=parameters, return_annotation=returns)

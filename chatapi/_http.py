@@ -14,6 +14,8 @@ connection that broke after the request went out; ``POST /chat-messages`` never 
 from __future__ import annotations
 
 import asyncio
+import copy
+import datetime
 import logging
 import random
 import time
@@ -25,6 +27,7 @@ import attrs
 
 from ._config import Settings, Timeout, user_agent
 from ._convert import decode_json
+from ._response import ResponseInfo, capturing, record
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -114,6 +117,39 @@ def _in_time(deadline: float | None, delay: float) -> bool:
     return deadline is None or time.monotonic() + delay < deadline
 
 
+def check_max_retries(value: object) -> int:
+    """Refuse a ``max_retries`` that is not an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"max_retries must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _info(
+    response: aiohttp.ClientResponse, *, started: float, attempt: int, content: bytes | None
+) -> ResponseInfo:
+    return ResponseInfo(
+        method=response.method,
+        url=str(response.url),
+        status_code=response.status,
+        headers=response.headers,
+        elapsed=datetime.timedelta(seconds=time.monotonic() - started),
+        retries_taken=attempt,
+        content=content,
+    )
+
+
+class _Connections:
+    """The session, and the event loop it belongs to, shared by an :class:`HTTPClient` and
+    the clients derived from it with :meth:`HTTPClient.with_options`."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, connector_limit: int) -> None:
+        self.session = session
+        self.owns_session = session is None
+        self.connector_limit = connector_limit
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+
 def backoff_delay(attempt: int) -> float:
     """Delay before retry number ``attempt`` (0-based): doubling from 0.5 s, capped, jittered."""
     ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0**attempt)
@@ -133,8 +169,7 @@ class HTTPClient:
         default_headers: Mapping[str, str] | None,
         connector_limit: int,
     ) -> None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        check_max_retries(max_retries)
         if (
             isinstance(connector_limit, bool)
             or not isinstance(connector_limit, int)
@@ -146,16 +181,15 @@ class HTTPClient:
         self._settings = settings
         self.timeout = timeout
         self.max_retries = max_retries
-        self._session = session
-        self._owns_session = session is None
-        self._connector_limit = connector_limit
+        self._pool = _Connections(session, connector_limit)
         self._headers = {
             "User-Agent": user_agent(),
             **(default_headers or {}),
             "Authorization": f"Bearer {settings.api_key}",
         }
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Closed on its own: a client derived with with_options() closes only its view.
         self._closed = False
+        self._derived = False
 
     @property
     def base_url(self) -> str:
@@ -163,32 +197,61 @@ class HTTPClient:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._pool.closed
+
+    def close_view(self) -> None:
+        """Make this client unusable without closing the connections it shares."""
+        self._closed = True
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> HTTPClient:
+        """A client with other defaults on the same connections (no new session)."""
+        derived = copy.copy(self)
+        derived._closed = False
+        derived._derived = True
+        if timeout is not None:
+            derived.timeout = timeout
+        if max_retries is not None:
+            derived.max_retries = check_max_retries(max_retries)
+        if default_headers:
+            derived._headers = {
+                **self._headers,
+                **default_headers,
+                "Authorization": self._headers["Authorization"],
+            }
+        return derived
 
     def url(self, path: str) -> str:
         return self._settings.base_url + path
 
     def _check_usable(self) -> None:
-        if self._closed:
+        if self.closed:
             raise ConfigurationError("the client is closed; create a new one")
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
+        pool = self._pool
+        if pool.loop is None:
+            pool.loop = loop
+        elif pool.loop is not loop:
             raise ConfigurationError(
                 "this AsyncChatClient is bound to the event loop it first ran on and cannot be "
                 "used from another one; create one client per event loop (or use ChatClient)"
             )
 
     def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connector_limit)
-            self._session = aiohttp.ClientSession(connector=connector)
+        pool = self._pool
+        if pool.session is None:
+            connector = aiohttp.TCPConnector(limit=pool.connector_limit)
+            pool.session = aiohttp.ClientSession(connector=connector)
             # aiohttp silently re-sends an idempotent request once when a connection drops;
             # retries here are ours alone, so that ``max_retries`` means what it says.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
-        return self._session
+            if hasattr(pool.session, "_retry_connection"):
+                pool.session._retry_connection = False
+        return pool.session
 
     async def open(
         self,
@@ -201,11 +264,13 @@ class HTTPClient:
         timeout: Timeout | None = None,
         stream: bool = False,
         retry: bool = True,
+        max_retries: int | None = None,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the open 2xx response (the caller reads and closes it).
 
         A non-2xx response is read, closed and raised as an ``APIStatusError`` subclass.
-        ``retry=False`` turns retries off for a body that cannot be sent twice.
+        ``retry=False`` turns retries off for a body that cannot be sent twice;
+        ``max_retries`` overrides the client's for this call.
         """
         return await self._send(
             method,
@@ -217,6 +282,7 @@ class HTTPClient:
             timeout=timeout,
             stream=stream,
             retry=retry,
+            max_retries=max_retries,
         )
 
     async def request(
@@ -229,6 +295,7 @@ class HTTPClient:
         data: Any = None,
         timeout: Timeout | None = None,
         retry: bool = True,
+        max_retries: int | None = None,
     ) -> Response:
         """Send a request and read the whole 2xx response."""
         return await self._send(
@@ -241,6 +308,7 @@ class HTTPClient:
             timeout=timeout,
             stream=False,
             retry=retry,
+            max_retries=max_retries,
         )
 
     async def _send(
@@ -255,6 +323,7 @@ class HTTPClient:
         timeout: Timeout | None,
         stream: bool,
         retry: bool,
+        max_retries: int | None,
     ) -> T:
         """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
         self._check_usable()
@@ -262,11 +331,17 @@ class HTTPClient:
         session = self._get_session()
         what = f"{method} {path}"
         idempotent = method in IDEMPOTENT_METHODS
-        max_retries = self.max_retries if retry else 0
+        if max_retries is None:
+            max_retries = self.max_retries
+        else:
+            check_max_retries(max_retries)
+        if not retry:
+            max_retries = 0
         # The total limit bounds the whole call, retries and their pauses included.
         total = limits.total_for(stream=stream)
         deadline = None if total is None else time.monotonic() + total
         attempt = 0
+        first_started = time.monotonic()
         while True:
             started = time.monotonic()
             remaining = None if deadline is None else max(deadline - started, 0.001)
@@ -287,7 +362,12 @@ class HTTPClient:
                     elapsed = (time.monotonic() - started) * 1e3
                     log.debug("%s -> %d in %.1f ms", what, response.status, elapsed)
                 if response.status < 300:
-                    return await handle(response)
+                    result = await handle(response)
+                    if capturing():
+                        body = result.body if isinstance(result, Response) else None
+                        info = _info(response, started=first_started, attempt=attempt, content=body)
+                        record(info)
+                    return result
             except asyncio.CancelledError:
                 if response is not None:
                     response.close()
@@ -309,7 +389,9 @@ class HTTPClient:
                     await asyncio.sleep(delay)
                     continue
                 raise error from exc
-            status_error = await self._status_error(response, what=what)
+            status_error = await self._status_error(
+                response, what=what, started=first_started, attempt=attempt
+            )
             retry_delay = None
             if attempt < max_retries and idempotent:
                 retry_delay = _status_retry_delay(status_error, attempt)
@@ -325,7 +407,9 @@ class HTTPClient:
             attempt += 1
             await asyncio.sleep(retry_delay)
 
-    async def _status_error(self, response: aiohttp.ClientResponse, *, what: str) -> APIStatusError:
+    async def _status_error(
+        self, response: aiohttp.ClientResponse, *, what: str, started: float, attempt: int
+    ) -> APIStatusError:
         try:
             body = await response.read()
         except asyncio.CancelledError:
@@ -335,7 +419,9 @@ class HTTPClient:
             body = b""
         finally:
             response.release()
-        return status_error_from_response(response.status, body, response.headers)
+        error = status_error_from_response(response.status, body, response.headers)
+        error.response = _info(response, started=started, attempt=attempt, content=body)
+        return error
 
     async def request_json(
         self,
@@ -346,23 +432,38 @@ class HTTPClient:
         json: Any = None,
         data: Any = None,
         timeout: Timeout | None = None,
+        max_retries: int | None = None,
     ) -> Any:
         """Send a request and decode its JSON body (``None`` for an empty body or a 204)."""
         response = await self.request(
-            method, path, params=params, json=json, data=data, timeout=timeout
+            method,
+            path,
+            params=params,
+            json=json,
+            data=data,
+            timeout=timeout,
+            max_retries=max_retries,
         )
         if response.status == 204 or not response.body.strip():
             return None
         return decode_json(response.body, what=f"the response to {method} {path}")
 
     async def aclose(self) -> None:
-        """Close the session if this client created it; idempotent."""
+        """Close the session if this client created it; idempotent.
+
+        A client derived with :meth:`with_options` only closes itself: the connections
+        belong to the client it was derived from.
+        """
         if self._closed:
             return
-        self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        self.close_view()
+        pool = self._pool
+        if self._derived or pool.closed:
+            return
+        pool.closed = True
+        if pool.owns_session and pool.session is not None:
+            await pool.session.close()
+        pool.session = None
 
     def __repr__(self) -> str:
         return f"<HTTPClient base_url={self._settings.base_url!r}>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from types import TracebackType
 
@@ -21,6 +22,7 @@ from .resources import (
     AsyncFiles,
     AsyncHumanInput,
     AsyncMessages,
+    AsyncResource,
     AsyncWorkflows,
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE
@@ -124,6 +126,31 @@ class AsyncChatClient:
     @property
     def closed(self) -> bool:
         return self._http.closed
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncChatClient:
+        """A client with other defaults that shares this one's connections (no new pool).
+
+        Options left out keep this client's values; ``default_headers`` are added to (and
+        override) this client's. Closing the new client only makes it unusable; the
+        connections close with this client.
+        """
+        derived = copy.copy(self)
+        derived._http = self._http.with_options(
+            timeout=None if timeout is None else Timeout.coerce(timeout, base=self.timeout),
+            max_retries=max_retries,
+            default_headers=default_headers,
+        )
+        # Every resource namespace, whoever added it, bound anew to the derived client.
+        for name, value in vars(self).items():
+            if isinstance(value, AsyncResource):
+                setattr(derived, name, type(value)(derived))
+        return derived
 
     async def aclose(self) -> None:
         """Close the connections this client opened; idempotent."""

@@ -31,9 +31,12 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from ._response import ResponseInfo
 
 __all__ = [
     "APIConnectionError",
@@ -145,7 +148,9 @@ class APIStatusError(ChatAPIError):
 
     ``code`` is Dify's error code (``invalid_param``, ``conversation_not_exists``...) or
     ``None`` when the body was not Dify's JSON error envelope (an HTML page from a gateway);
-    ``body`` is the decoded JSON body, or the raw text for a non-JSON body.
+    ``body`` is the decoded JSON body, or the raw text for a non-JSON body. ``response``
+    describes the HTTP response (case-insensitive headers such as ``X-Trace-Id``,
+    ``elapsed``, ``retries_taken``) when the error came from the transport.
     """
 
     def __init__(
@@ -163,6 +168,7 @@ class APIStatusError(ChatAPIError):
         self.message = message
         self.body = body
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.response: ResponseInfo | None = None
 
     def __str__(self) -> str:
         code = f" {self.code}" if self.code else ""

@@ -22,6 +22,7 @@ checks that no async method is left without its sync twin.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -277,13 +278,17 @@ def _open_stream(loop: LoopThread, make: Callable[[], AsyncChatStream]) -> ChatS
     return ChatStream(loop.call(make), loop)
 
 
+def _wrap_stream(loop: LoopThread, stream: AsyncChatStream) -> ChatStream:
+    return ChatStream(stream, loop)
+
+
 def bridge_stream(
     fn: Callable[Concatenate[Any, P], AsyncChatStream],
 ) -> SyncMethod[P, ChatStream]:
     """The sync twin of a resource method returning an :class:`AsyncChatStream`."""
     if getattr(fn, "__annotations__", {}).get("return") not in ("AsyncChatStream", AsyncChatStream):
         raise TypeError(f"bridge_stream() takes a method returning AsyncChatStream, not {fn!r}")
-    return SyncMethod(fn, _open_stream, "ChatStream")
+    return SyncMethod(fn, _open_stream, "ChatStream", adapt_result=_wrap_stream)
 
 
 # -- the resources: one line per async method (docstrings come from the async classes) --
@@ -416,6 +421,7 @@ class ChatClient:
             max_event_size=max_event_size,
         )
         self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
+        self._derived = False
         client, loop = self._async, self._loop
         self.chat = Chat(client.chat, loop)
         self.messages = Messages(client.messages, loop)
@@ -455,14 +461,41 @@ class ChatClient:
 
     @property
     def closed(self) -> bool:
-        return self._loop.closed
+        return self._loop.closed or self._async.closed
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> ChatClient:
+        """A client with other defaults that shares this one's connections (no new pool).
+
+        Options left out keep this client's values; ``default_headers`` are added to (and
+        override) this client's. Closing the new client only makes it unusable; the
+        connections close with this client.
+        """
+        derived = copy.copy(self)
+        derived._async = self._async.with_options(
+            timeout=timeout, max_retries=max_retries, default_headers=default_headers
+        )
+        derived._derived = True
+        for name, value in vars(self).items():
+            if isinstance(value, SyncResource):
+                setattr(derived, name, type(value)(getattr(derived._async, name), self._loop))
+        return derived
 
     def close(self) -> None:
         """Close the connections and stop the loop thread; idempotent and thread-safe.
 
         Calls still running are cut off (:class:`APIConnectionError`), open streams end with
         :class:`IncompleteStreamError`, and later calls raise :class:`ConfigurationError`.
+        A client made by :meth:`with_options` only closes itself.
         """
+        if self._derived:
+            self._async._http.close_view()
+            return
         self._loop.close()
 
     def __enter__(self) -> ChatClient:

@@ -139,7 +139,7 @@ async def client(server: ReplayServer) -> AsyncIterator[AsyncChatClient]:
 
 def acquired_connections(client: AsyncChatClient) -> int:
     """How many connections the client's pool has handed out and not got back."""
-    session = client._http._session
+    session = client._http._pool.session
     if session is None:
         return 0
     return len(session.connector._acquired)  # type: ignore[union-attr]

@@ -173,8 +173,8 @@ def test_client_is_bound_to_its_first_event_loop() -> None:
     async def first_loop() -> None:
         with pytest.raises(APIConnectionError):
             await client.chat.send("hi")
-        assert client._http._session is not None
-        await client._http._session.close()  # the loop ends here; release what it owned
+        assert client._http._pool.session is not None
+        await client._http._pool.session.close()  # the loop ends here; release what it owned
 
     async def second_loop() -> None:
         await client.chat.send("hi")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .._config import Timeout
+from .._raw import AsyncRawResponses
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -77,6 +78,12 @@ class AsyncResource:
 
     def __init__(self, client: AsyncChatClient) -> None:
         self._client = client
+
+    @property
+    def with_raw_response(self) -> AsyncRawResponses:
+        """The same methods, each returning a :class:`~chatapi.RawResponse` (the HTTP status,
+        headers, elapsed time and retries, and ``.parse()`` for the usual result)."""
+        return AsyncRawResponses(self)
 
     @property
     def _http(self) -> HTTPClient:

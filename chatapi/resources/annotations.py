@@ -35,6 +35,7 @@ class AsyncAnnotations(AsyncResource):
         limit: int = 20,
         keyword: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Page[Annotation]:
         """One page of annotations, optionally only those matching ``keyword``."""
         check_positive_int(page, "page")
@@ -42,7 +43,11 @@ class AsyncAnnotations(AsyncResource):
         check_str(keyword, "keyword", optional=True)
         params = query_params({"page": page, "limit": limit, "keyword": keyword})
         data = await self._http.request_json(
-            "GET", "/apps/annotations", params=params, timeout=self._timeout(timeout)
+            "GET",
+            "/apps/annotations",
+            params=params,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure_page(data, Annotation, what="the annotation list", limit=limit, page=page)
 
@@ -52,18 +57,30 @@ class AsyncAnnotations(AsyncResource):
         keyword: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncIterator[Annotation]:
         """Every annotation (matching ``keyword``), in Dify's order, fetching pages as
         needed."""
 
         async def fetch(page: int) -> Page[Annotation]:
-            return await self.list(page=page, limit=page_size, keyword=keyword, timeout=timeout)
+            return await self.list(
+                page=page,
+                limit=page_size,
+                keyword=keyword,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
 
         async for annotation in iter_numbered_pages(fetch, key=lambda item: item.id):
             yield annotation
 
     async def create(
-        self, question: str, answer: str, *, timeout: Timeout | float | None = None
+        self,
+        question: str,
+        answer: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Annotation:
         """Add an annotation: ``answer`` replies to queries like ``question``."""
         check_str(question, "question")
@@ -73,6 +90,7 @@ class AsyncAnnotations(AsyncResource):
             "/apps/annotations",
             json={"question": question, "answer": answer},
             timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure(data, Annotation, what="the created annotation")
 
@@ -83,6 +101,7 @@ class AsyncAnnotations(AsyncResource):
         answer: str,
         *,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Annotation:
         """Replace the question and answer of an annotation."""
         path = f"/apps/annotations/{path_segment(annotation_id, 'annotation_id')}"
@@ -93,15 +112,22 @@ class AsyncAnnotations(AsyncResource):
             path,
             json={"question": question, "answer": answer},
             timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure(data, Annotation, what="the updated annotation")
 
     async def delete(
-        self, annotation_id: str, *, timeout: Timeout | float | None = None
+        self,
+        annotation_id: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         """Delete an annotation."""
         path = f"/apps/annotations/{path_segment(annotation_id, 'annotation_id')}"
-        await self._http.request_json("DELETE", path, timeout=self._timeout(timeout))
+        await self._http.request_json(
+            "DELETE", path, timeout=self._timeout(timeout), max_retries=max_retries
+        )
 
     async def configure_reply(
         self,
@@ -111,6 +137,7 @@ class AsyncAnnotations(AsyncResource):
         embedding_model_name: str | None = None,
         score_threshold: float | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AnnotationReplyJob:
         """Turn annotation reply on (``"enable"``) or off (``"disable"``).
 
@@ -138,17 +165,24 @@ class AsyncAnnotations(AsyncResource):
                 "embedding_provider_name, embedding_model_name and score_threshold"
             )
         data = await self._http.request_json(
-            "POST", path, json=settings, timeout=self._timeout(timeout)
+            "POST", path, json=settings, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, AnnotationReplyJob, what="the annotation reply job")
 
     async def reply_status(
-        self, action: str, job_id: str, *, timeout: Timeout | float | None = None
+        self,
+        action: str,
+        job_id: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AnnotationReplyJob:
         """The state of an annotation reply job started by :meth:`configure_reply`."""
         path = (
             f"/apps/annotation-reply/{_check_action(action)}"
             f"/status/{path_segment(job_id, 'job_id')}"
         )
-        data = await self._http.request_json("GET", path, timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", path, timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, AnnotationReplyJob, what="the annotation reply job")

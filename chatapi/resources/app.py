@@ -13,24 +13,38 @@ __all__ = ["AsyncApp"]
 class AsyncApp(AsyncResource):
     """The app's description, input form and features, tool icons and WebApp settings."""
 
-    async def info(self, *, timeout: Timeout | float | None = None) -> AppInfo:
+    async def info(
+        self, *, timeout: Timeout | float | None = None, max_retries: int | None = None
+    ) -> AppInfo:
         """Name, description, tags, mode and author of the app (``GET /info``)."""
-        data = await self._http.request_json("GET", "/info", timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", "/info", timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, AppInfo, what="the app info")
 
-    async def parameters(self, *, timeout: Timeout | float | None = None) -> AppParameters:
+    async def parameters(
+        self, *, timeout: Timeout | float | None = None, max_retries: int | None = None
+    ) -> AppParameters:
         """The input form, opening statement, feature switches and upload limits."""
         data = await self._http.request_json(
-            "GET", "/parameters", timeout=self._timeout(timeout)
+            "GET", "/parameters", timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, AppParameters, what="the app parameters")
 
-    async def meta(self, *, timeout: Timeout | float | None = None) -> AppMeta:
+    async def meta(
+        self, *, timeout: Timeout | float | None = None, max_retries: int | None = None
+    ) -> AppMeta:
         """The icons of the tools the app uses (``GET /meta``)."""
-        data = await self._http.request_json("GET", "/meta", timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", "/meta", timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, AppMeta, what="the app meta")
 
-    async def site(self, *, timeout: Timeout | float | None = None) -> SiteSettings:
+    async def site(
+        self, *, timeout: Timeout | float | None = None, max_retries: int | None = None
+    ) -> SiteSettings:
         """The WebApp's title, colours, icon and texts (``GET /site``)."""
-        data = await self._http.request_json("GET", "/site", timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", "/site", timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, SiteSettings, what="the site settings")

@@ -33,6 +33,7 @@ class AsyncAudio(AsyncResource):
         filename: str | None = None,
         content_type: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> str:
         """Transcribe an audio file (mp3, m4a, wav, amr, mpga; at most 30 MB).
 
@@ -50,6 +51,7 @@ class AsyncAudio(AsyncResource):
                 "/audio-to-text",
                 data=upload.form(user=user_id),
                 timeout=self._timeout(timeout),
+                max_retries=max_retries,
             )
         finally:
             upload.close()
@@ -64,6 +66,7 @@ class AsyncAudio(AsyncResource):
         voice: str | None = None,
         user: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> bytes:
         """Synthesize ``text``, or the answer ``message_id`` (which wins if both are given).
 
@@ -84,6 +87,10 @@ class AsyncAudio(AsyncResource):
             if value is not None:
                 body[key] = value
         response = await self._http.request(
-            "POST", "/text-to-audio", json=body, timeout=self._timeout(timeout)
+            "POST",
+            "/text-to-audio",
+            json=body,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return response.body

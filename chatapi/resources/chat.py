@@ -23,9 +23,7 @@ def _file_payload(item: FileArgument) -> dict[str, Any]:
         return {k: v for k, v in attrs.asdict(item).items() if v is not None}
     if isinstance(item, Mapping):
         return dict(item)
-    raise TypeError(
-        f"each file must be an InputFile or a mapping, got {type(item).__name__}"
-    )
+    raise TypeError(f"each file must be an InputFile or a mapping, got {type(item).__name__}")
 
 
 class AsyncChat(AsyncResource):
@@ -82,6 +80,7 @@ class AsyncChat(AsyncResource):
         auto_generate_name: bool | None = None,
         workflow_id: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> ChatCompletion:
         """Send ``query`` and wait for the whole answer (blocking mode).
 
@@ -100,7 +99,11 @@ class AsyncChat(AsyncResource):
             workflow_id=workflow_id,
         )
         data = await self._http.request_json(
-            "POST", "/chat-messages", json=body, timeout=self._timeout(timeout)
+            "POST",
+            "/chat-messages",
+            json=body,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure(data, ChatCompletion, what="the chat answer")
 
@@ -116,6 +119,7 @@ class AsyncChat(AsyncResource):
         workflow_id: str | None = None,
         include_pings: bool = False,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncChatStream:
         """Send ``query`` in streaming mode; use the result with ``async with``.
 
@@ -140,7 +144,14 @@ class AsyncChat(AsyncResource):
             await self.stop(task_id, user=user_id)
 
         return AsyncChatStream(
-            lambda: http.open("POST", "/chat-messages", json=body, timeout=limits, stream=True),
+            lambda: http.open(
+                "POST",
+                "/chat-messages",
+                json=body,
+                timeout=limits,
+                stream=True,
+                max_retries=max_retries,
+            ),
             timeout=limits,
             stopper=stop_run,
             include_pings=include_pings,
@@ -149,7 +160,12 @@ class AsyncChat(AsyncResource):
         )
 
     async def stop(
-        self, task_id: str, *, user: str | None = None, timeout: Timeout | float | None = None
+        self,
+        task_id: str,
+        *,
+        user: str | None = None,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         """Stop a streaming run by its ``task_id``; ``user`` must be the run's user.
 
@@ -157,5 +173,9 @@ class AsyncChat(AsyncResource):
         """
         path = f"/chat-messages/{path_segment(task_id, 'task_id')}/stop"
         await self._http.request_json(
-            "POST", path, json={"user": self._user(user)}, timeout=self._timeout(timeout)
+            "POST",
+            path,
+            json={"user": self._user(user)},
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )

@@ -32,6 +32,7 @@ class AsyncConversations(AsyncResource):
         limit: int = 20,
         sort_by: str = "-updated_at",
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Page[Conversation]:
         """One page of the user's conversations, in ``sort_by`` order (``-`` = descending).
 
@@ -49,7 +50,11 @@ class AsyncConversations(AsyncResource):
             }
         )
         data = await self._http.request_json(
-            "GET", "/conversations", params=params, timeout=self._timeout(timeout)
+            "GET",
+            "/conversations",
+            params=params,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure_page(data, Conversation, what="the conversation list")
 
@@ -60,13 +65,19 @@ class AsyncConversations(AsyncResource):
         sort_by: str = "-updated_at",
         page_size: int = 100,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncIterator[Conversation]:
         """Every conversation of the user, in ``sort_by`` order (default: most recently
         updated first), fetching pages as needed."""
 
         async def fetch(last_id: str | None) -> Page[Conversation]:
             return await self.list(
-                user=user, last_id=last_id, limit=page_size, sort_by=sort_by, timeout=timeout
+                user=user,
+                last_id=last_id,
+                limit=page_size,
+                sort_by=sort_by,
+                timeout=timeout,
+                max_retries=max_retries,
             )
 
         async for conversation in iter_cursor_pages(fetch, cursor=lambda page: page.data[-1].id):
@@ -80,6 +91,7 @@ class AsyncConversations(AsyncResource):
         auto_generate: bool = False,
         user: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Conversation:
         """Rename a conversation, or let Dify name it from its content (``auto_generate``).
 
@@ -87,9 +99,7 @@ class AsyncConversations(AsyncResource):
         """
         path = f"/conversations/{path_segment(conversation_id, 'conversation_id')}/name"
         if not isinstance(auto_generate, bool):
-            raise TypeError(
-                f"auto_generate must be a boolean, got {type(auto_generate).__name__}"
-            )
+            raise TypeError(f"auto_generate must be a boolean, got {type(auto_generate).__name__}")
         if name is None and not auto_generate:
             raise ValueError("name is required unless auto_generate=True")
         check_str(name, "name", optional=True)
@@ -100,7 +110,7 @@ class AsyncConversations(AsyncResource):
         if user_id is not None:
             body["user"] = user_id
         data = await self._http.request_json(
-            "POST", path, json=body, timeout=self._timeout(timeout)
+            "POST", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, Conversation, what="the renamed conversation")
 
@@ -110,13 +120,16 @@ class AsyncConversations(AsyncResource):
         *,
         user: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         """Delete a conversation of the user."""
         path = f"/conversations/{path_segment(conversation_id, 'conversation_id')}"
         user_id = self._optional_user(user)
         # Dify wants a JSON body here even without a user.
         body = {"user": user_id} if user_id is not None else {}
-        await self._http.request_json("DELETE", path, json=body, timeout=self._timeout(timeout))
+        await self._http.request_json(
+            "DELETE", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
+        )
 
     async def variables(
         self,
@@ -127,6 +140,7 @@ class AsyncConversations(AsyncResource):
         limit: int = 20,
         variable_name: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Page[ConversationVariable]:
         """One page of a Chatflow conversation's variables, optionally only ``variable_name``.
 
@@ -145,7 +159,7 @@ class AsyncConversations(AsyncResource):
             }
         )
         data = await self._http.request_json(
-            "GET", path, params=params, timeout=self._timeout(timeout)
+            "GET", path, params=params, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure_page(data, ConversationVariable, what="the conversation variables")
 
@@ -157,6 +171,7 @@ class AsyncConversations(AsyncResource):
         variable_name: str | None = None,
         page_size: int = 100,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncIterator[ConversationVariable]:
         """Every variable of a conversation, in Dify's order, fetching pages as needed."""
 
@@ -168,6 +183,7 @@ class AsyncConversations(AsyncResource):
                 limit=page_size,
                 variable_name=variable_name,
                 timeout=timeout,
+                max_retries=max_retries,
             )
 
         async for variable in iter_cursor_pages(fetch, cursor=lambda page: page.data[-1].id):
@@ -181,6 +197,7 @@ class AsyncConversations(AsyncResource):
         *,
         user: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> ConversationVariable:
         """Set a conversation variable to ``value`` (any JSON value of the variable's type).
 
@@ -195,6 +212,6 @@ class AsyncConversations(AsyncResource):
         if user_id is not None:
             body["user"] = user_id
         data = await self._http.request_json(
-            "PUT", path, json=body, timeout=self._timeout(timeout)
+            "PUT", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, ConversationVariable, what="the updated variable")

@@ -14,9 +14,15 @@ class AsyncEndUsers(AsyncResource):
     """End users of the app, by the id Dify gave them (for example ``created_by`` of a file)."""
 
     async def get(
-        self, end_user_id: str, *, timeout: Timeout | float | None = None
+        self,
+        end_user_id: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> EndUser:
         """The end user ``end_user_id``; its ``session_id`` is the ``user`` string."""
         path = f"/end-users/{path_segment(end_user_id, 'end_user_id')}"
-        data = await self._http.request_json("GET", path, timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", path, timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, EndUser, what="the end user")

@@ -16,7 +16,12 @@ class AsyncFeedbacks(AsyncResource):
     """All feedback on the app's messages, from every end user and from admins."""
 
     async def list(
-        self, *, page: int = 1, limit: int = 20, timeout: Timeout | float | None = None
+        self,
+        *,
+        page: int = 1,
+        limit: int = 20,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Page[Feedback]:
         """One page of feedback, newest first (``GET /app/feedbacks``).
 
@@ -27,17 +32,27 @@ class AsyncFeedbacks(AsyncResource):
         check_positive_int(limit, "limit")
         params = query_params({"page": page, "limit": limit})
         data = await self._http.request_json(
-            "GET", "/app/feedbacks", params=params, timeout=self._timeout(timeout)
+            "GET",
+            "/app/feedbacks",
+            params=params,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure_page(data, Feedback, what="the feedback list", limit=limit, page=page)
 
     async def iter(
-        self, *, page_size: int = 100, timeout: Timeout | float | None = None
+        self,
+        *,
+        page_size: int = 100,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncIterator[Feedback]:
         """Every feedback of the app, newest first, fetching pages as needed."""
 
         async def fetch(page: int) -> Page[Feedback]:
-            return await self.list(page=page, limit=page_size, timeout=timeout)
+            return await self.list(
+                page=page, limit=page_size, timeout=timeout, max_retries=max_retries
+            )
 
         async for feedback in iter_numbered_pages(fetch, key=lambda item: item.id):
             yield feedback

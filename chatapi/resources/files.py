@@ -283,6 +283,7 @@ class AsyncFiles(AsyncResource):
         filename: str | None = None,
         content_type: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> UploadedFile:
         """Upload one file (``POST /files/upload``); attach it with ``InputFile.local(id)``.
 
@@ -299,6 +300,7 @@ class AsyncFiles(AsyncResource):
                 "/files/upload",
                 data=upload.form(user=user_id),
                 timeout=self._timeout(timeout),
+                max_retries=max_retries,
             )
         finally:
             upload.close()
@@ -311,6 +313,7 @@ class AsyncFiles(AsyncResource):
         user: str | None = None,
         as_attachment: bool = False,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> FileContent:
         """Download a stored file: its bytes, content type and (when sent) file name.
 
@@ -323,7 +326,7 @@ class AsyncFiles(AsyncResource):
             )
         params = query_params({"as_attachment": as_attachment, "user": self._optional_user(user)})
         response = await self._http.request(
-            "GET", path, params=params, timeout=self._timeout(timeout)
+            "GET", path, params=params, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return FileContent(
             content=response.body,

@@ -22,11 +22,17 @@ class AsyncHumanInput(AsyncResource):
     """
 
     async def get(
-        self, form_token: str, *, timeout: Timeout | float | None = None
+        self,
+        form_token: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> HumanInputForm:
         """The form's text, fields, default values and action buttons."""
         path = f"/form/human_input/{path_segment(form_token, 'form_token')}"
-        data = await self._http.request_json("GET", path, timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", path, timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, HumanInputForm, what="the Human Input form")
 
     async def submit(
@@ -37,6 +43,7 @@ class AsyncHumanInput(AsyncResource):
         action: str,
         user: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         """Submit the form: values by ``output_variable_name`` and the chosen action's id.
 
@@ -47,4 +54,6 @@ class AsyncHumanInput(AsyncResource):
             raise TypeError(f"inputs must be a mapping, got {type(inputs).__name__}")
         check_str(action, "action")
         body = {"inputs": dict(inputs), "action": action, "user": self._user(user)}
-        await self._http.request_json("POST", path, json=body, timeout=self._timeout(timeout))
+        await self._http.request_json(
+            "POST", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
+        )

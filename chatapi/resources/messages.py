@@ -33,6 +33,7 @@ class AsyncMessages(AsyncResource):
         first_id: str | None = None,
         limit: int = 20,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Page[Message]:
         """One page of a conversation's history (``GET /messages``).
 
@@ -52,7 +53,11 @@ class AsyncMessages(AsyncResource):
             }
         )
         data = await self._http.request_json(
-            "GET", "/messages", params=params, timeout=self._timeout(timeout)
+            "GET",
+            "/messages",
+            params=params,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure_page(data, Message, what="the message list")
 
@@ -63,6 +68,7 @@ class AsyncMessages(AsyncResource):
         user: str | None = None,
         page_size: int = 100,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncIterator[Message]:
         """Every message of a conversation, **newest first**, fetching pages as needed.
 
@@ -72,7 +78,12 @@ class AsyncMessages(AsyncResource):
 
         async def fetch(first_id: str | None) -> Page[Message]:
             return await self.list(
-                conversation_id, user=user, first_id=first_id, limit=page_size, timeout=timeout
+                conversation_id,
+                user=user,
+                first_id=first_id,
+                limit=page_size,
+                timeout=timeout,
+                max_retries=max_retries,
             )
 
         async for message in iter_cursor_pages(
@@ -88,6 +99,7 @@ class AsyncMessages(AsyncResource):
         user: str | None = None,
         content: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         """Rate a message ``"like"`` or ``"dislike"``, or withdraw the rating with ``None``.
 
@@ -102,7 +114,9 @@ class AsyncMessages(AsyncResource):
         body: dict[str, str | None] = {"rating": rating, "user": self._user(user)}
         if content is not None:
             body["content"] = content
-        await self._http.request_json("POST", path, json=body, timeout=self._timeout(timeout))
+        await self._http.request_json(
+            "POST", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
+        )
 
     async def suggested(
         self,
@@ -110,12 +124,13 @@ class AsyncMessages(AsyncResource):
         *,
         user: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> builtins.list[str]:
         """Follow-up questions Dify suggests after the answer ``message_id``."""
         path = f"/messages/{path_segment(message_id, 'message_id')}/suggested"
         params = query_params({"user": self._user(user)})
         data = await self._http.request_json(
-            "GET", path, params=params, timeout=self._timeout(timeout)
+            "GET", path, params=params, timeout=self._timeout(timeout), max_retries=max_retries
         )
         what = "the suggested questions"
         return structure(json_object(data, what=what).get("data"), builtins.list[str], what=what)

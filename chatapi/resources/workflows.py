@@ -29,11 +29,17 @@ class AsyncWorkflows(AsyncResource):
     """Runs of the app's workflow (Chatflow apps only)."""
 
     async def get_run(
-        self, workflow_run_id: str, *, timeout: Timeout | float | None = None
+        self,
+        workflow_run_id: str,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> WorkflowRun:
         """The status, inputs, outputs and cost of one run."""
         path = f"/workflows/run/{path_segment(workflow_run_id, 'workflow_run_id')}"
-        data = await self._http.request_json("GET", path, timeout=self._timeout(timeout))
+        data = await self._http.request_json(
+            "GET", path, timeout=self._timeout(timeout), max_retries=max_retries
+        )
         return structure(data, WorkflowRun, what="the workflow run")
 
     async def logs(
@@ -48,6 +54,7 @@ class AsyncWorkflows(AsyncResource):
         created_by_end_user_session_id: str | None = None,
         created_by_account: str | None = None,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> Page[WorkflowLog]:
         """One page of the workflow logs, newest first, filtered by the arguments given.
 
@@ -76,7 +83,11 @@ class AsyncWorkflows(AsyncResource):
             }
         )
         data = await self._http.request_json(
-            "GET", "/workflows/logs", params=params, timeout=self._timeout(timeout)
+            "GET",
+            "/workflows/logs",
+            params=params,
+            timeout=self._timeout(timeout),
+            max_retries=max_retries,
         )
         return structure_page(data, WorkflowLog, what="the workflow logs", limit=limit, page=page)
 
@@ -91,6 +102,7 @@ class AsyncWorkflows(AsyncResource):
         created_by_account: str | None = None,
         page_size: int = 100,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncIterator[WorkflowLog]:
         """Every log entry matching the filters, newest first, fetching pages as needed."""
 
@@ -105,6 +117,7 @@ class AsyncWorkflows(AsyncResource):
                 created_by_end_user_session_id=created_by_end_user_session_id,
                 created_by_account=created_by_account,
                 timeout=timeout,
+                max_retries=max_retries,
             )
 
         async for log in iter_numbered_pages(fetch, key=lambda item: item.id):
@@ -119,6 +132,7 @@ class AsyncWorkflows(AsyncResource):
         continue_on_pause: bool = False,
         include_pings: bool = False,
         timeout: Timeout | float | None = None,
+        max_retries: int | None = None,
     ) -> AsyncChatStream:
         """Re-attach to a run's event stream: after a dropped connection, or to follow a
         run resumed by ``human_input.submit``. Use the result with ``async with``.
@@ -151,7 +165,9 @@ class AsyncWorkflows(AsyncResource):
             await chat.stop(task_id, user=user_id)
 
         return AsyncChatStream(
-            lambda: http.open("GET", path, params=params, timeout=limits, stream=True),
+            lambda: http.open(
+                "GET", path, params=params, timeout=limits, stream=True, max_retries=max_retries
+            ),
             timeout=limits,
             stopper=stop_run,
             include_pings=include_pings,
