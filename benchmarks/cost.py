@@ -2,7 +2,8 @@
 
 - **import**: wall time of ``python -c "import chatapi"`` next to ``python -c "import
   aiohttp"`` (chatapi's transport), each started afresh, round-robin. ``python -c pass``
-  shows the interpreter's own start.
+  shows the interpreter's own start; ``chatapi --version`` and ``chatapi chat --help`` the
+  command's (it parses arguments without importing the client).
 - **per call**: sequential blocking-mode ``chat.send`` calls to the raw benchmark server
   (a prepared JSON answer), next to the same POST made with aiohttp and decoded with
   ``json.loads`` on the same kind of pooled session; microseconds per call, so lower is
@@ -35,7 +36,7 @@ BODY = {"inputs": {}, "query": "benchmark", "response_mode": "blocking", "user":
 def _start(code: str) -> Callable[[], float]:
     def run() -> float:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
         return (time.perf_counter() - started) * 1e3
 
     return run
@@ -46,6 +47,9 @@ def _import_rows(settings: Settings) -> list[Row]:
     commands = {
         "python -c 'import aiohttp'": "import aiohttp",
         "python -c 'import chatapi'": "import chatapi",
+        # The command's start: argument parsing only, no client (issue 13).
+        "chatapi --version": "from chatapi.cli import main; main(['--version'])",
+        "chatapi chat --help": "from chatapi.cli import main; main(['chat', '--help'])",
         "python -c pass": "pass",
     }
     runs = {name: _start(code) for name, code in commands.items()}

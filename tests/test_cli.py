@@ -163,8 +163,9 @@ def test_fake_server_serves_until_interrupted(
     assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
     assert get_json(f"{base_url}/info")["mode"] == "chat"
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
-    assert process.returncode == 0
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130  # interrupted, as the documented exit codes say
+    assert err.endswith("chatapi: stopped\n")
 
 
 # -- in-process --------------------------------------------------------------------------
