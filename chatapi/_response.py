@@ -29,8 +29,9 @@ class ResponseInfo:
     """The final HTTP response of a call, as the transport saw it.
 
     ``headers`` are case-insensitive (``headers["x-version"]`` finds ``X-Version``);
-    ``elapsed`` runs from the first attempt to the response head, retries and their
-    pauses included; ``retries_taken`` counts the attempts before the one that answered;
+    ``elapsed`` runs from the start of the first attempt to the end of the body (to the
+    response head for a stream), retries and their pauses included; ``retries_taken``
+    counts the attempts before the one that answered;
     ``content`` is the body, or ``None`` for a stream (whose body is its events).
     """
 

@@ -107,6 +107,8 @@ class ChatSession:
         )
 
     async def close(self) -> None:
+        if self._markdown is not None:
+            self._markdown.finish()  # also shows the cursor again, however the command ends
         if self.client is not None:
             await self.client.aclose()
         if self.server is not None:
