@@ -31,7 +31,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
-import os
 import re
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import pytest
 
 from chatapi import AsyncChatClient, ChatClient
 from chatapi.testing import FakeChatServer
+
+from .conftest import child_env
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PLACEHOLDER_URL = "http://localhost/v1"
@@ -198,8 +199,7 @@ def _as_a_test_file(ctx: Context, block: Block) -> None:
     project = ctx.workdir / "new-project"
     project.mkdir()
     (project / "test_example.py").write_text(block.source, encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env.pop("PYTHONASYNCIODEBUG", None)
+    env = {key: value for key, value in child_env().items() if not key.startswith("PYTEST_")}
     done = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
