@@ -11,10 +11,12 @@ run is stopped on the server first). In a conversation at a terminal, Ctrl-C dur
 answer stops that answer and returns to the prompt; Ctrl-C or Ctrl-D at the prompt ends the
 conversation (exit 0) after printing its id.
 
-This module only parses arguments, so that ``chatapi --version`` and ``--help`` start fast:
-each subcommand names its implementation as ``"module:function"`` (``run=`` in
-``set_defaults``), imported when the subcommand runs. To add a subcommand, write a function
-``add_<name>(commands)`` that adds its parser and list it in :data:`SUBCOMMANDS`.
+Starting fast: ``chatapi --version`` and ``chatapi --help`` import nothing but this module,
+and a subcommand imports only what it uses. Each subcommand is a :class:`Subcommand` in
+:data:`SUBCOMMANDS`: its name, its one-line help, and the function that adds its parser
+(``add(commands)``, given as ``"module:function"``), which is imported only when that
+subcommand is the one being run (or asked for ``--help``). Its ``run`` default (in
+``set_defaults``) is the function that runs it, or a ``"module:function"`` string.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._version import __version__
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -68,7 +70,7 @@ def _seconds(text: str) -> float:
 def add_chat(commands: Commands) -> None:
     chat = commands.add_parser(
         "chat",
-        help="ask a question and stream the answer (no question: a conversation)",
+        help=CHAT_HELP,
         description=(
             "Ask QUERY and print the answer as it streams. Without QUERY, read one question "
             "per line from standard input and keep the conversation going, until an empty "
@@ -136,7 +138,7 @@ def add_chat(commands: Commands) -> None:
 def add_fake_server(commands: Commands) -> None:
     serve = commands.add_parser(
         "fake-server",
-        help="serve the fake Dify API until interrupted",
+        help=FAKE_SERVER_HELP,
         description=(
             "Serve the fake Dify chat API of chatapi.testing.FakeChatServer until Ctrl-C "
             "(exit status 130). The first line on standard output is its base URL."
@@ -166,25 +168,65 @@ def add_fake_server(commands: Commands) -> None:
     serve.set_defaults(run="chatapi._cli.serve:run")
 
 
+class Subcommand(NamedTuple):
+    """A subcommand of ``chatapi``: its name, its line in ``chatapi --help``, and the
+    function (or ``"module:function"``) adding its parser to the subcommands."""
+
+    name: str
+    help: str
+    add: str | Callable[[Commands], None]
+
+
+CHAT_HELP = "ask a question and stream the answer (no question: a conversation)"
+FAKE_SERVER_HELP = "serve the fake Dify API until interrupted"
+
 # The subcommands, in the order of ``chatapi --help``.
-SUBCOMMANDS: list[Callable[[Commands], None]] = [add_chat, add_fake_server]
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("chat", CHAT_HELP, add_chat),
+    Subcommand("fake-server", FAKE_SERVER_HELP, add_fake_server),
+]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``chatapi`` command."""
+def _load(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    """A function given as itself or as ``"module:function"`` (imported now)."""
+    if callable(target):
+        return target
+    module, _, name = target.partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return function
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``chatapi`` command.
+
+    With ``only``, the other subcommands get a placeholder parser (their name and help,
+    enough for ``chatapi --help``) instead of their own, which saves importing them.
+    """
     parser = argparse.ArgumentParser(
         prog="chatapi",
         description="Chat with a Dify chat app (Chatflow, chatbot or agent) from a terminal.",
     )
     parser.add_argument("--version", action="version", version=f"chatapi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in SUBCOMMANDS:
-        add(commands)
+    for command in SUBCOMMANDS:
+        if only is None or command.name == only:
+            _load(command.add)(commands)
+        else:
+            commands.add_parser(command.name, help=command.help)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: the first argument that is not an option (the
+    top-level options take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    # No subcommand named (``--help``, ``--version``, a typo): placeholders only.
+    parser = build_parser(only=_command_in(argv) or "")
     args, extra = parser.parse_known_args(argv)
     if extra:
         # argparse reports an unknown flag with the top-level usage; show the subcommand's.
@@ -197,19 +239,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _resolve(run: str | Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    if callable(run):
-        return run
-    module, _, name = run.partition(":")
-    function: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
-    return function
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``chatapi`` command; returns the exit code."""
     args = _parse(argv)
     try:
-        return _resolve(args.run)(args)
+        run: Callable[[argparse.Namespace], int] = _load(args.run)
+        return run(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

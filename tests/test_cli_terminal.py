@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from chatapi import cli
 from chatapi.cli import main
 from chatapi.testing import FakeChatServer
 
@@ -340,6 +341,7 @@ def test_a_bad_flag_shows_the_subcommands_usage(capsys: pytest.CaptureFixture[st
 HEAVY = ("aiohttp", "chatapi.client", "chatapi.testing", "aiohttp.web", "rich", "orjson")
 PROBE = """
 import sys
+from chatapi import cli
 from chatapi.cli import main
 try:
     code = main(sys.argv[1:])
@@ -370,6 +372,29 @@ def test_version_and_help_import_nothing_heavy(env: dict[str, str]) -> None:
 def test_chat_does_not_import_the_fake_server_unless_asked(env: dict[str, str]) -> None:
     refused = ["chat", "--api-key", "k", "--base-url", "http://127.0.0.1:9/v1", "--plain", "q"]
     assert _imports_after(env, *refused) == "1 ['aiohttp', 'chatapi.client', 'orjson']"
+
+
+def test_a_subcommand_module_is_imported_only_to_run_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "probe_command.py").write_text(
+        "def add(commands):\n"
+        "    probe = commands.add_parser('probe', help='a probe')\n"
+        "    probe.add_argument('--code', type=int, default=0)\n"
+        "    probe.set_defaults(run=lambda args: args.code)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    probe = cli.Subcommand("probe", "a probe", "probe_command:add")
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, probe])
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "probe" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["chat", "--help"])
+    assert "probe_command" not in sys.modules
+    assert main(["probe", "--code", "7"]) == 7
+    assert "probe_command" in sys.modules
+    monkeypatch.delitem(sys.modules, "probe_command")
 
 
 def test_the_package_resolves_every_public_name_lazily() -> None:
