@@ -33,6 +33,7 @@ import aiohttp
 
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
+from ._raw import SyncRawResponses, sync_raw
 from .client import AsyncChatClient
 from .errors import ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
@@ -299,12 +300,34 @@ class Chat(SyncResource[AsyncChat]):
     stream = bridge_stream(AsyncChat.stream)
     stop = bridge(AsyncChat.stop)
 
+    @property
+    def with_raw_response(self) -> ChatRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return ChatRaw(self)
+
+
+class ChatRaw(SyncRawResponses):
+    send = sync_raw(Chat.send)
+    stop = sync_raw(Chat.stop)
+    stream = sync_raw(Chat.stream)
+
 
 class Messages(SyncResource[AsyncMessages]):
     list = bridge(AsyncMessages.list)
     iter = bridge_iter(AsyncMessages.iter)
     feedback = bridge(AsyncMessages.feedback)
     suggested = bridge(AsyncMessages.suggested)
+
+    @property
+    def with_raw_response(self) -> MessagesRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return MessagesRaw(self)
+
+
+class MessagesRaw(SyncRawResponses):
+    feedback = sync_raw(Messages.feedback)
+    list = sync_raw(Messages.list)
+    suggested = sync_raw(Messages.suggested)
 
 
 class Conversations(SyncResource[AsyncConversations]):
@@ -316,15 +339,48 @@ class Conversations(SyncResource[AsyncConversations]):
     iter_variables = bridge_iter(AsyncConversations.iter_variables)
     update_variable = bridge(AsyncConversations.update_variable)
 
+    @property
+    def with_raw_response(self) -> ConversationsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return ConversationsRaw(self)
+
+
+class ConversationsRaw(SyncRawResponses):
+    delete = sync_raw(Conversations.delete)
+    list = sync_raw(Conversations.list)
+    rename = sync_raw(Conversations.rename)
+    update_variable = sync_raw(Conversations.update_variable)
+    variables = sync_raw(Conversations.variables)
+
 
 class Files(SyncResource[AsyncFiles]):
     upload = bridge(AsyncFiles.upload)
     preview = bridge(AsyncFiles.preview)
 
+    @property
+    def with_raw_response(self) -> FilesRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return FilesRaw(self)
+
+
+class FilesRaw(SyncRawResponses):
+    preview = sync_raw(Files.preview)
+    upload = sync_raw(Files.upload)
+
 
 class Audio(SyncResource[AsyncAudio]):
     to_text = bridge(AsyncAudio.to_text)
     to_speech = bridge(AsyncAudio.to_speech)
+
+    @property
+    def with_raw_response(self) -> AudioRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AudioRaw(self)
+
+
+class AudioRaw(SyncRawResponses):
+    to_speech = sync_raw(Audio.to_speech)
+    to_text = sync_raw(Audio.to_text)
 
 
 class App(SyncResource[AsyncApp]):
@@ -333,9 +389,30 @@ class App(SyncResource[AsyncApp]):
     meta = bridge(AsyncApp.meta)
     site = bridge(AsyncApp.site)
 
+    @property
+    def with_raw_response(self) -> AppRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AppRaw(self)
+
+
+class AppRaw(SyncRawResponses):
+    info = sync_raw(App.info)
+    meta = sync_raw(App.meta)
+    parameters = sync_raw(App.parameters)
+    site = sync_raw(App.site)
+
 
 class EndUsers(SyncResource[AsyncEndUsers]):
     get = bridge(AsyncEndUsers.get)
+
+    @property
+    def with_raw_response(self) -> EndUsersRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return EndUsersRaw(self)
+
+
+class EndUsersRaw(SyncRawResponses):
+    get = sync_raw(EndUsers.get)
 
 
 class Annotations(SyncResource[AsyncAnnotations]):
@@ -347,10 +424,33 @@ class Annotations(SyncResource[AsyncAnnotations]):
     configure_reply = bridge(AsyncAnnotations.configure_reply)
     reply_status = bridge(AsyncAnnotations.reply_status)
 
+    @property
+    def with_raw_response(self) -> AnnotationsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AnnotationsRaw(self)
+
+
+class AnnotationsRaw(SyncRawResponses):
+    configure_reply = sync_raw(Annotations.configure_reply)
+    create = sync_raw(Annotations.create)
+    delete = sync_raw(Annotations.delete)
+    list = sync_raw(Annotations.list)
+    reply_status = sync_raw(Annotations.reply_status)
+    update = sync_raw(Annotations.update)
+
 
 class Feedbacks(SyncResource[AsyncFeedbacks]):
     list = bridge(AsyncFeedbacks.list)
     iter = bridge_iter(AsyncFeedbacks.iter)
+
+    @property
+    def with_raw_response(self) -> FeedbacksRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return FeedbacksRaw(self)
+
+
+class FeedbacksRaw(SyncRawResponses):
+    list = sync_raw(Feedbacks.list)
 
 
 class Workflows(SyncResource[AsyncWorkflows]):
@@ -359,10 +459,31 @@ class Workflows(SyncResource[AsyncWorkflows]):
     iter_logs = bridge_iter(AsyncWorkflows.iter_logs)
     events = bridge_stream(AsyncWorkflows.events)
 
+    @property
+    def with_raw_response(self) -> WorkflowsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return WorkflowsRaw(self)
+
+
+class WorkflowsRaw(SyncRawResponses):
+    events = sync_raw(Workflows.events)
+    get_run = sync_raw(Workflows.get_run)
+    logs = sync_raw(Workflows.logs)
+
 
 class HumanInput(SyncResource[AsyncHumanInput]):
     get = bridge(AsyncHumanInput.get)
     submit = bridge(AsyncHumanInput.submit)
+
+    @property
+    def with_raw_response(self) -> HumanInputRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return HumanInputRaw(self)
+
+
+class HumanInputRaw(SyncRawResponses):
+    get = sync_raw(HumanInput.get)
+    submit = sync_raw(HumanInput.submit)
 
 
 class ChatClient:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import inspect
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from chatapi import (
     ResponseDecodeError,
 )
 from chatapi._bridge import SyncResource
+from chatapi._raw import AsyncRawResponses, RawMethod, SyncRawMethod, SyncRawResponses
 from chatapi.models import AppInfo, Page
 from chatapi.resources import AsyncResource
 from chatapi.testing import FakeChatServer
@@ -343,3 +345,51 @@ def test_sync_raw_namespaces_match_the_async_ones() -> None:
                 assert sync_params == inspect.signature(getattr(async_raw, method)).parameters
                 compared += 1
         assert compared > 25
+
+
+def test_every_raw_method_is_declared_for_the_type_checker() -> None:
+    """The typed namespace classes declare exactly the methods with a raw form."""
+    async_client = AsyncChatClient(API_KEY, base_url="http://127.0.0.1:9/v1")
+    with ChatClient(API_KEY, base_url="http://127.0.0.1:9/v1") as sync_client:
+        checked = 0
+        for name, resource in vars(async_client).items():
+            if not isinstance(resource, AsyncResource):
+                continue
+            namespace = resource.with_raw_response
+            assert type(namespace) is not AsyncRawResponses, f"declare {name}'s raw namespace"
+            declared = {k for k, v in vars(type(namespace)).items() if isinstance(v, RawMethod)}
+            assert declared == set(dir(namespace)), name
+            sync_namespace = getattr(sync_client, name).with_raw_response
+            assert type(sync_namespace) is not SyncRawResponses, name
+            sync_declared = {
+                k for k, v in vars(type(sync_namespace)).items() if isinstance(v, SyncRawMethod)
+            }
+            assert sync_declared == declared, name
+            checked += len(declared)
+        assert checked > 25
+
+
+def test_mypy_sees_the_typed_raw_results(tmp_path: Path) -> None:
+    mypy_api = pytest.importorskip("mypy.api")
+    source = tmp_path / "usage.py"
+    source.write_text(
+        "from chatapi import AsyncChatClient, ChatClient\n"
+        "async def main(aclient: AsyncChatClient, client: ChatClient) -> None:\n"
+        "    reveal_type((await aclient.chat.with_raw_response.send('Hi')).parse())\n"
+        "    reveal_type((await aclient.chat.with_raw_response.stream('Hi')).parse())\n"
+        "    reveal_type(client.messages.with_raw_response.list('c').parse())\n"
+        "    reveal_type(client.chat.with_raw_response.stream('Hi').parse())\n"
+        "    reveal_type(client.with_options(max_retries=1).app.with_raw_response.info())\n"
+        "    await aclient.chat.with_raw_response.send(42)\n"
+    )
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    out, err, _ = mypy_api.run(["--strict", "--config-file", str(pyproject), str(source)])
+    lines = [line.split(": ", 2)[-1] for line in out.splitlines() if "usage.py" in line]
+    assert lines == [
+        'Revealed type is "chatapi.models.ChatCompletion"',
+        'Revealed type is "chatapi.streaming.AsyncChatStream"',
+        'Revealed type is "chatapi.models.Page[chatapi.models.Message]"',
+        'Revealed type is "chatapi.sync.ChatStream"',
+        'Revealed type is "chatapi._response.RawResponse[chatapi.models.AppInfo]"',
+        'Argument 1 has incompatible type "int"; expected "str"  [arg-type]',
+    ], out + err

@@ -7,11 +7,12 @@ from typing import Any
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw
 from ..models import Annotation, AnnotationReplyJob, Page
 from ..pagination import iter_numbered_pages, structure_page
 from ._base import AsyncResource, check_positive_int, check_str, path_segment, query_params
 
-__all__ = ["AsyncAnnotations"]
+__all__ = ["AsyncAnnotations", "AsyncAnnotationsRaw"]
 
 REPLY_ACTIONS = ("enable", "disable")
 # Dify serves at most 100 annotations per page but computes has_more against the limit
@@ -27,6 +28,11 @@ def _check_action(action: str) -> str:
 
 class AsyncAnnotations(AsyncResource):
     """Question/answer pairs that answer matching queries, and the switch that uses them."""
+
+    @property
+    def with_raw_response(self) -> AsyncAnnotationsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncAnnotationsRaw(self)
 
     async def list(
         self,
@@ -186,3 +192,15 @@ class AsyncAnnotations(AsyncResource):
             "GET", path, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, AnnotationReplyJob, what="the annotation reply job")
+
+
+class AsyncAnnotationsRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncAnnotations`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    configure_reply = raw(AsyncAnnotations.configure_reply)
+    create = raw(AsyncAnnotations.create)
+    delete = raw(AsyncAnnotations.delete)
+    list = raw(AsyncAnnotations.list)
+    reply_status = raw(AsyncAnnotations.reply_status)
+    update = raw(AsyncAnnotations.update)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw
 from ..models import AppInfo, AppMeta, AppParameters, SiteSettings
 from ._base import AsyncResource
 
-__all__ = ["AsyncApp"]
+__all__ = ["AsyncApp", "AsyncAppRaw"]
 
 
 class AsyncApp(AsyncResource):
     """The app's description, input form and features, tool icons and WebApp settings."""
+
+    @property
+    def with_raw_response(self) -> AsyncAppRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncAppRaw(self)
 
     async def info(
         self, *, timeout: Timeout | float | None = None, max_retries: int | None = None
@@ -48,3 +54,13 @@ class AsyncApp(AsyncResource):
             "GET", "/site", timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, SiteSettings, what="the site settings")
+
+
+class AsyncAppRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncApp`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    info = raw(AsyncApp.info)
+    meta = raw(AsyncApp.meta)
+    parameters = raw(AsyncApp.parameters)
+    site = raw(AsyncApp.site)

@@ -6,10 +6,11 @@ from typing import Any
 
 from .._config import Timeout
 from .._convert import json_object, structure
+from .._raw import AsyncRawResponses, raw
 from ._base import AsyncResource, check_str
 from .files import FileInput, Upload
 
-__all__ = ["AsyncAudio"]
+__all__ = ["AsyncAudio", "AsyncAudioRaw"]
 
 # Dify checks the declared MIME type of the audio part against its own list, which has
 # ``audio/mp3`` where the registry says ``audio/mpeg`` (rejected with a 415).
@@ -24,6 +25,11 @@ AUDIO_TYPES = {
 
 class AsyncAudio(AsyncResource):
     """Transcribe speech and synthesize the app's voice."""
+
+    @property
+    def with_raw_response(self) -> AsyncAudioRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncAudioRaw(self)
 
     async def to_text(
         self,
@@ -94,3 +100,11 @@ class AsyncAudio(AsyncResource):
             max_retries=max_retries,
         )
         return response.body
+
+
+class AsyncAudioRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncAudio`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    to_speech = raw(AsyncAudio.to_speech)
+    to_text = raw(AsyncAudio.to_text)

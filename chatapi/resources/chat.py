@@ -9,11 +9,12 @@ import attrs
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw, raw_stream
 from ..models import ChatCompletion, InputFile
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, path_segment
 
-__all__ = ["AsyncChat"]
+__all__ = ["AsyncChat", "AsyncChatRaw"]
 
 FileArgument = InputFile | Mapping[str, Any]
 
@@ -28,6 +29,11 @@ def _file_payload(item: FileArgument) -> dict[str, Any]:
 
 class AsyncChat(AsyncResource):
     """Chat messages: ``POST /chat-messages`` in blocking and streaming mode, and stop."""
+
+    @property
+    def with_raw_response(self) -> AsyncChatRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncChatRaw(self)
 
     def _body(
         self,
@@ -179,3 +185,12 @@ class AsyncChat(AsyncResource):
             timeout=self._timeout(timeout),
             max_retries=max_retries,
         )
+
+
+class AsyncChatRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncChat`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    send = raw(AsyncChat.send)
+    stop = raw(AsyncChat.stop)
+    stream = raw_stream(AsyncChat.stream)

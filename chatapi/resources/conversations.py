@@ -7,11 +7,12 @@ from typing import Any
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw
 from ..models import Conversation, ConversationVariable, Page
 from ..pagination import iter_cursor_pages, structure_page
 from ._base import AsyncResource, check_positive_int, check_str, path_segment, query_params
 
-__all__ = ["AsyncConversations"]
+__all__ = ["AsyncConversations", "AsyncConversationsRaw"]
 
 SORT_ORDERS = ("created_at", "-created_at", "updated_at", "-updated_at")
 
@@ -23,6 +24,11 @@ def _check_sort_by(sort_by: str) -> None:
 
 class AsyncConversations(AsyncResource):
     """The end user's conversations and their variables."""
+
+    @property
+    def with_raw_response(self) -> AsyncConversationsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncConversationsRaw(self)
 
     async def list(
         self,
@@ -215,3 +221,14 @@ class AsyncConversations(AsyncResource):
             "PUT", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, ConversationVariable, what="the updated variable")
+
+
+class AsyncConversationsRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncConversations`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    delete = raw(AsyncConversations.delete)
+    list = raw(AsyncConversations.list)
+    rename = raw(AsyncConversations.rename)
+    update_variable = raw(AsyncConversations.update_variable)
+    variables = raw(AsyncConversations.variables)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw
 from ..models import EndUser
 from ._base import AsyncResource, path_segment
 
-__all__ = ["AsyncEndUsers"]
+__all__ = ["AsyncEndUsers", "AsyncEndUsersRaw"]
 
 
 class AsyncEndUsers(AsyncResource):
     """End users of the app, by the id Dify gave them (for example ``created_by`` of a file)."""
+
+    @property
+    def with_raw_response(self) -> AsyncEndUsersRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncEndUsersRaw(self)
 
     async def get(
         self,
@@ -26,3 +32,10 @@ class AsyncEndUsers(AsyncResource):
             "GET", path, timeout=self._timeout(timeout), max_retries=max_retries
         )
         return structure(data, EndUser, what="the end user")
+
+
+class AsyncEndUsersRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncEndUsers`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    get = raw(AsyncEndUsers.get)

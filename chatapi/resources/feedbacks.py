@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from .._config import Timeout
+from .._raw import AsyncRawResponses, raw
 from ..models import Feedback, Page
 from ..pagination import iter_numbered_pages, structure_page
 from ._base import AsyncResource, check_positive_int, query_params
 
-__all__ = ["AsyncFeedbacks"]
+__all__ = ["AsyncFeedbacks", "AsyncFeedbacksRaw"]
 
 
 class AsyncFeedbacks(AsyncResource):
     """All feedback on the app's messages, from every end user and from admins."""
+
+    @property
+    def with_raw_response(self) -> AsyncFeedbacksRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncFeedbacksRaw(self)
 
     async def list(
         self,
@@ -56,3 +62,10 @@ class AsyncFeedbacks(AsyncResource):
 
         async for feedback in iter_numbered_pages(fetch, key=lambda item: item.id):
             yield feedback
+
+
+class AsyncFeedbacksRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncFeedbacks`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    list = raw(AsyncFeedbacks.list)

@@ -27,6 +27,7 @@ from aiohttp.payload import Payload, StringPayload
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw
 from ..models import FileContent, UploadedFile
 from ._base import AsyncResource, path_segment, query_params
 
@@ -275,6 +276,11 @@ def filename_from_disposition(header: str | None) -> str | None:
 class AsyncFiles(AsyncResource):
     """Upload files to attach to messages; preview or download stored files."""
 
+    @property
+    def with_raw_response(self) -> AsyncFilesRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncFilesRaw(self)
+
     async def upload(
         self,
         file: FileInput,
@@ -333,3 +339,11 @@ class AsyncFiles(AsyncResource):
             content_type=response.headers.get("Content-Type"),
             filename=filename_from_disposition(response.headers.get("Content-Disposition")),
         )
+
+
+class AsyncFilesRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncFiles`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    preview = raw(AsyncFiles.preview)
+    upload = raw(AsyncFiles.upload)

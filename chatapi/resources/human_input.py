@@ -7,10 +7,11 @@ from typing import Any
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw
 from ..models import HumanInputForm
 from ._base import AsyncResource, check_str, path_segment
 
-__all__ = ["AsyncHumanInput"]
+__all__ = ["AsyncHumanInput", "AsyncHumanInputRaw"]
 
 
 class AsyncHumanInput(AsyncResource):
@@ -20,6 +21,11 @@ class AsyncHumanInput(AsyncResource):
     ``paused``); read the form with :meth:`get`, send it with :meth:`submit`, then follow
     the resumed run with ``workflows.events(workflow_run_id)``.
     """
+
+    @property
+    def with_raw_response(self) -> AsyncHumanInputRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncHumanInputRaw(self)
 
     async def get(
         self,
@@ -57,3 +63,11 @@ class AsyncHumanInput(AsyncResource):
         await self._http.request_json(
             "POST", path, json=body, timeout=self._timeout(timeout), max_retries=max_retries
         )
+
+
+class AsyncHumanInputRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncHumanInput`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    get = raw(AsyncHumanInput.get)
+    submit = raw(AsyncHumanInput.submit)

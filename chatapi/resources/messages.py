@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from .._config import Timeout
 from .._convert import json_object, structure
+from .._raw import AsyncRawResponses, raw
 from ..models import Message, Page
 from ..pagination import iter_cursor_pages, structure_page
 from ._base import (
@@ -17,13 +18,18 @@ from ._base import (
     query_params,
 )
 
-__all__ = ["AsyncMessages"]
+__all__ = ["AsyncMessages", "AsyncMessagesRaw"]
 
 RATINGS = ("like", "dislike")
 
 
 class AsyncMessages(AsyncResource):
     """Conversation history, feedback and suggested questions."""
+
+    @property
+    def with_raw_response(self) -> AsyncMessagesRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncMessagesRaw(self)
 
     async def list(
         self,
@@ -134,3 +140,12 @@ class AsyncMessages(AsyncResource):
         )
         what = "the suggested questions"
         return structure(json_object(data, what=what).get("data"), builtins.list[str], what=what)
+
+
+class AsyncMessagesRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncMessages`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    feedback = raw(AsyncMessages.feedback)
+    list = raw(AsyncMessages.list)
+    suggested = raw(AsyncMessages.suggested)

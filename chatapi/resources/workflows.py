@@ -7,12 +7,13 @@ from datetime import datetime
 
 from .._config import Timeout
 from .._convert import structure
+from .._raw import AsyncRawResponses, raw, raw_stream
 from ..models import Page, WorkflowLog, WorkflowRun
 from ..pagination import iter_numbered_pages, structure_page
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, check_positive_int, check_str, path_segment, query_params
 
-__all__ = ["AsyncWorkflows"]
+__all__ = ["AsyncWorkflows", "AsyncWorkflowsRaw"]
 
 
 def _check_date(value: str | datetime | None, name: str) -> None:
@@ -27,6 +28,11 @@ def _check_flag(value: bool, name: str) -> None:
 
 class AsyncWorkflows(AsyncResource):
     """Runs of the app's workflow (Chatflow apps only)."""
+
+    @property
+    def with_raw_response(self) -> AsyncWorkflowsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return AsyncWorkflowsRaw(self)
 
     async def get_run(
         self,
@@ -175,3 +181,12 @@ class AsyncWorkflows(AsyncResource):
             end_on_pause=not continue_on_pause,
             description=f"GET {path}",
         )
+
+
+class AsyncWorkflowsRaw(AsyncRawResponses):
+    """``with_raw_response`` of :class:`AsyncWorkflows`: its methods, each returning a
+    :class:`~chatapi.RawResponse`."""
+
+    events = raw_stream(AsyncWorkflows.events)
+    get_run = raw(AsyncWorkflows.get_run)
+    logs = raw(AsyncWorkflows.logs)
