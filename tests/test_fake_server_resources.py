@@ -389,7 +389,7 @@ async def test_workflow_runs_and_logs(fake: FakeChatServer, api: AsyncChatClient
 
     run = await api.workflows.get_run(stream.workflow_run_id)  # type: ignore[arg-type]
     assert (run.status, run.outputs) == ("succeeded", {"answer": "Echo: logged", "files": []})
-    assert json.loads(run.inputs) == {}
+    assert run.inputs == {}
     logs = await api.workflows.logs()
     assert [log.workflow_run.status for log in logs.data] == ["failed", "succeeded"]  # type: ignore[union-attr]
     assert logs.total == 2
