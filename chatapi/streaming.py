@@ -188,6 +188,7 @@ class AsyncChatStream:
         # reading ``current_answer`` after every event joins each delta once.
         self._answer_text = ""
         self._answer_parts: list[str] = []
+        self._answer_lock = threading.Lock()
         self._message_end: MessageEndEvent | None = None
         self._workflow_finished: WorkflowFinishedEvent | None = None
         self._paused: WorkflowPausedEvent | None = None
@@ -215,20 +216,29 @@ class AsyncChatStream:
 
         Cheap to read after every event: only the deltas since the last read are joined.
         """
-        parts = self._answer_parts
-        if parts:
-            text = self._answer_text
-            # Dropping the attribute's reference lets CPython extend the string in place
-            # when the caller no longer holds the previous answer.
-            self._answer_text = ""
-            text += _join(parts)
-            parts.clear()
-            self._answer_text = text
-        return self._answer_text
+        if not self._answer_parts:
+            return self._answer_text
+        # A sync stream takes events on its caller's thread while another thread (or the
+        # loop, building an error) may read the answer: readers and replacements take the
+        # lock; appends need none, as only the deltas joined here are removed.
+        with self._answer_lock:
+            parts = self._answer_parts
+            if parts:
+                joined = parts[:]
+                tail = _join(joined)
+                del parts[: len(joined)]
+                text = self._answer_text
+                # Dropping the attribute's reference lets CPython extend the string in
+                # place when the caller no longer holds the previous answer.
+                self._answer_text = ""
+                text += tail
+                self._answer_text = text
+            return self._answer_text
 
     def _replace_answer(self, text: str) -> None:
-        self._answer_text = text
-        self._answer_parts.clear()
+        with self._answer_lock:
+            self._answer_text = text
+            self._answer_parts.clear()
 
     @property
     def stopped(self) -> bool:
@@ -365,7 +375,7 @@ class AsyncChatStream:
                 response.close()
             else:
                 loop.call_soon_threadsafe(response.close)
-        except RuntimeError:  # the loop closed meanwhile: its connections are gone
+        except Exception:  # a finalizer must not raise (the loop closed, interpreter exit)
             pass
 
     async def _next_batch(self, max_events: int) -> list[StreamEvent]:
