@@ -216,6 +216,26 @@ async def test_a_stop_the_server_refuses_does_not_count(slow_server: FakeChatSer
     assert not stream.stopped
 
 
+async def test_stop_of_a_workflow_events_stream_ends_the_clients_other_stream_cleanly(
+    slow_server: FakeChatServer,
+) -> None:
+    slow_server.script.stop_as_failure()
+    async with AsyncChatClient(API_KEY, base_url=slow_server.base_url, user="u-1") as client:
+        async with client.chat.stream("long") as stream:
+            await asyncio.wait_for(read_until_text(stream), GUARD)
+            assert stream.workflow_run_id is not None
+            # Re-attached to the same run; the snapshot's node events carry its task id.
+            follower = client.workflows.events(stream.workflow_run_id, include_state_snapshot=True)
+            async with follower:
+                first = await asyncio.wait_for(follower.__anext__(), GUARD)
+                assert first.task_id == stream.task_id
+                await follower.stop()
+            assert follower.stopped
+            final = await asyncio.wait_for(stream.final_message(), GUARD)
+        assert stream.stopped
+        assert_partial(final.answer)
+
+
 def test_sync_chat_stop_and_stream_stop_end_cleanly(slow_server: FakeChatServer) -> None:
     slow_server.script.stop_as_failure(times=2)
     with ChatClient(API_KEY, base_url=slow_server.base_url, user="u-1") as client:
