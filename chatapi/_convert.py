@@ -23,16 +23,18 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 import attrs
 import cattrs
 import orjson
-from cattrs.gen import make_dict_structure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn, override
 
 from .errors import ResponseDecodeError
 from .models import PauseReason
 
 __all__ = [
+    "SHAPE_ERRORS",
     "converter",
     "decode_json",
     "json_object",
     "mismatch",
+    "shape_error",
     "structure",
     "structure_hook",
 ]
@@ -380,6 +382,26 @@ def _attrs_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:
 
 
 converter.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
+
+
+def _dict_hook_factory(tp: Any) -> Callable[[Any, Any], dict[Any, Any]]:
+    # Typed mappings (``dict[str, str]``) get cattrs' hook, after the JSON-text rule.
+    structure_mapping = make_mapping_structure_fn(tp, converter)
+
+    def structure_dict(value: Any, _: Any) -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            value = _from_json_text(value, dict, "an object")
+        structured: dict[Any, Any] = structure_mapping(value, tp)
+        return structured
+
+    return structure_dict
+
+
+def _is_dict_type(tp: Any) -> bool:
+    return get_origin(tp) is dict
+
+
+converter.register_structure_hook_factory(_is_dict_type, _dict_hook_factory)
 
 
 def _structure_dict_any(value: Any, _: Any) -> dict[str, Any]:

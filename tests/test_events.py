@@ -860,6 +860,10 @@ def test_objects_sent_as_json_text_are_decoded_and_raw_keeps_the_text() -> None:
     assert event.data.files == []
     assert event.raw["data"]["outputs"] == '{"answer": "done"}'
 
+    end = decode_event(wire("message_end", metadata={"reasoning": '{"llm": "thought"}'}))
+    assert isinstance(end, MessageEndEvent) and end.metadata is not None
+    assert end.metadata.reasoning == {"llm": "thought"}  # a typed mapping follows the rule too
+
 
 def _field_names(tp: Any, seen: set[type[Any]]) -> set[str]:
     """The field names of an attrs class and of every attrs class nested in its fields."""
