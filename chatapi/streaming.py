@@ -355,8 +355,7 @@ class AsyncChatStream:
         self._closed = True
         self._pending.clear()
         self._close_response()
-        if self._registry is not None:
-            self._registry.discard(self)
+        self._forget()
 
     def __del__(self) -> None:
         # A stream dropped without being closed (``break`` out of ``async for`` without
