@@ -144,8 +144,16 @@ class SyncRawResponses:
         _method(target, name)  # the same methods as the async namespace
         async_raw = getattr(AsyncRawResponses(target), name)
         loop, adapt = self._resource._loop, sync_method.adapt_result
+        signature = sync_method.signature
+        qualname = f"{type(self._resource).__name__}.with_raw_response.{name}"
 
         def raw(*args: Any, **kwargs: Any) -> RawResponse[Any]:
+            try:
+                # As for the plain sync methods: a wrong argument is reported here, against
+                # the sync name, before the call crosses to the loop thread.
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{qualname}() {exc}") from None
             response: RawResponse[Any] = loop.call(partial(async_raw, *args, **kwargs))
             if response._error is not None or adapt is None:
                 return response

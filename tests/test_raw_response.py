@@ -311,6 +311,8 @@ def test_sync_raw_response_and_stream(
         assert "".join(stream.text_stream) == "Hello there"
     threaded_fake.script.fail(503, path="/info", times=1, headers=RETRY_NOW)
     assert sync_client.app.with_raw_response.info(max_retries=1).retries_taken == 1
+    with pytest.raises(TypeError, match=r"Chat\.with_raw_response\.send\(\) got an unexpected"):
+        sync_client.chat.with_raw_response.send("Hi", bogus=1)  # type: ignore[call-arg]
 
 
 def test_sync_with_options_shares_the_loop_and_connections(
