@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiohttp
 import attrs
 
-from ._config import Settings, Timeout, user_agent
+from ._config import Settings, Timeout, check_headers, user_agent
 from ._convert import decode_json
 from .errors import (
     APIConnectionError,
@@ -151,7 +151,7 @@ class HTTPClient:
         self._connector_limit = connector_limit
         self._headers = {
             "User-Agent": user_agent(),
-            **(default_headers or {}),
+            **check_headers(default_headers),
             "Authorization": f"Bearer {settings.api_key}",
         }
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,7 +183,11 @@ class HTTPClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._connector_limit)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # No cookie jar: the client authenticates with its key alone, and a cookie set
+            # for one end user must not ride along with the calls made for another.
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
             # aiohttp silently re-sends an idempotent request once when a connection drops;
             # retries here are ours alone, so that ``max_retries`` means what it says.
             if hasattr(self._session, "_retry_connection"):
