@@ -10,6 +10,7 @@ from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
     APIConnectionError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -35,6 +36,7 @@ from .sync import ChatClient, ChatStream
 
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncChatClient",

@@ -130,7 +130,7 @@ def resolve_settings(
 
 def _check_base_url(base_url: str) -> str:
     """Refuse what would send requests elsewhere than meant, or leak a password in a repr."""
-    scheme, sep, rest = base_url.partition("://")
+    _, sep, rest = base_url.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
         # A password in the URL would show in every repr and log line; say only where it is.
         raise ConfigurationError(

@@ -27,6 +27,7 @@ from ._config import Settings, Timeout, check_headers, user_agent
 from ._convert import decode_json
 from .errors import (
     APIConnectionError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     ChatAPIError,
@@ -74,6 +75,12 @@ def translate_transport_error(exc: BaseException, *, what: str) -> ChatAPIError:
         return APIConnectionError(
             f"{what}: could not connect to {exc.host}:{exc.port} ({exc.os_error})"
         )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # The client never raises for a status itself: aiohttp raises this when it could
+        # not parse the answer (status line, headers, chunk sizes).
+        return APIProtocolError(
+            f"{what}: the server answered with malformed HTTP ({_parser_message(exc)})"
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return APIConnectionError(f"{what}: server closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -81,6 +88,12 @@ def translate_transport_error(exc: BaseException, *, what: str) -> ChatAPIError:
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return APIConnectionError(f"{what}: connection error ({type(exc).__name__}: {exc})")
     return APIConnectionError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _parser_message(exc: aiohttp.ClientResponseError) -> str:
+    """aiohttp's parser message on one line, without its caret line and status code."""
+    lines = [line.strip() for line in str(exc.message).splitlines()]
+    return " ".join(line for line in lines if line and set(line) != {"^"}) or "unreadable"
 
 
 def _sent_nothing(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ Every exception the library raises derives from :class:`ChatAPIError`::
     ChatAPIError
     ├── ConfigurationError          bad or missing settings, raised before any request
     ├── APIConnectionError          could not connect, or the connection broke
+    │   ├── APIProtocolError        the server answered with malformed HTTP
     │   └── APITimeoutError         a connect / read / total limit fired
     │       └── StreamIdleTimeoutError   no non-ping event within ``stream_idle``
     ├── APIStatusError              the server answered with a non-2xx status
@@ -37,6 +38,7 @@ import orjson
 
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
@@ -106,6 +108,16 @@ class StreamState:
 
 class APIConnectionError(ChatAPIError):
     """The server could not be reached, or the connection broke during the exchange."""
+
+
+class APIProtocolError(APIConnectionError):
+    """The server answered with something that is not valid HTTP (a garbage status line, a
+    bad header or chunk size): it was reached, but what came back could not be read.
+
+    A subclass of :class:`APIConnectionError` because, like a broken connection, the
+    exchange failed below HTTP: there is no status or body to act on, and it is retried
+    under the same rules.
+    """
 
 
 class APITimeoutError(APIConnectionError, StreamState):

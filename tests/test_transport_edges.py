@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import socketserver
+import threading
+
+import aiohttp
 import pytest
 
-from chatapi import AsyncChatClient, ChatClient, ConfigurationError
+from chatapi import (
+    APIConnectionError,
+    APIProtocolError,
+    AsyncChatClient,
+    ChatClient,
+    ConfigurationError,
+)
+from chatapi.cli import main
 
-from .conftest import API_KEY, ReplayServer, Reply
+from .conftest import API_KEY, ReplayServer, Reply, sse
+from .test_faults import STREAM_HEADERS, RawServer, Script, chunked
 
 # -- settings (point 12) --------------------------------------------------------------------
 
@@ -85,3 +98,99 @@ async def test_no_cookie_jar_on_the_session_the_client_creates(server: ReplaySer
         session = client._http._session
         assert session is not None
         assert len(session.cookie_jar) == 0
+
+
+# -- malformed HTTP (point 10) --------------------------------------------------------------
+
+
+class ThreadedRawServer:
+    """A TCP server on 127.0.0.1, in a thread, that answers every request with ``reply``
+    bytes and closes: for the CLI, which runs its own event loop."""
+
+    def __init__(self, reply: bytes) -> None:
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    data = self.request.recv(65536)
+                    if not data:
+                        return
+                    received += data
+                self.request.sendall(outer.reply)
+
+        self.reply = reply
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=30)
+
+
+def replying(data: bytes) -> Script:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    return script
+
+
+GARBAGE_STATUS = b"GARBAGE 200 OK\r\n\r\n"
+BAD_CHUNK_JSON = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"zz\r\n{}\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("reply", [GARBAGE_STATUS, BAD_CHUNK_JSON, b"HTTP/1.1 200 OK\r\nX\r\n\r\n"])
+async def test_malformed_http_is_a_protocol_error(reply: bytes) -> None:
+    async with RawServer(replying(reply)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", max_retries=0
+    ) as client:
+        with pytest.raises(APIProtocolError) as info:
+            await client.chat.send("q")
+    message = str(info.value)
+    assert "malformed HTTP" in message
+    assert "ClientResponseError" not in message and "400" not in message
+    assert isinstance(info.value, APIConnectionError)
+    assert isinstance(info.value.__cause__, aiohttp.ClientResponseError)
+
+
+async def test_malformed_http_opening_a_stream_is_a_protocol_error() -> None:
+    # The first event and a bad chunk size in one packet: aiohttp fails before the
+    # response is handed over. (A bad chunk that arrives in a later packet is not reported
+    # by aiohttp 3.13 at all; the stream's own limits end the wait then.)
+    reply = (
+        STREAM_HEADERS
+        + chunked(sse({"event": "message", "task_id": "t", "answer": "Hel"}))
+        + b"zz\r\nlo\r\n"
+    )
+    async with RawServer(replying(reply)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u"
+    ) as client:
+        with pytest.raises(APIProtocolError) as info:
+            await client.chat.stream("q").final_message()
+    assert "malformed HTTP (Invalid character in chunk size" in str(info.value)
+
+
+def test_cli_says_the_server_answered_badly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DIFY_API_KEY", "DIFY_BASE_URL", "DIFY_USER"):
+        monkeypatch.delenv(name, raising=False)
+    with ThreadedRawServer(GARBAGE_STATUS) as base_url:
+        code = main(["chat", "--base-url", base_url, "--api-key", API_KEY, "Hi"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("chatapi: error: the server answered badly: POST /chat-messages:")
+    assert "cannot reach" not in err and "Traceback" not in err
+    assert err.count("\n") == 1
