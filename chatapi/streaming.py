@@ -33,6 +33,7 @@ from .errors import (
     ChatAPIError,
     IncompleteStreamError,
     ResponseDecodeError,
+    SSEDecodeError,
     StreamError,
     StreamIdleTimeoutError,
 )
@@ -372,7 +373,12 @@ class AsyncChatStream:
                     return
         except StopAsyncIteration:
             self._eof = True
-            self._queue(self._decoder.close())
+            try:
+                self._queue(self._decoder.close())
+            except ChatAPIError:
+                raise
+            except Exception as exc:
+                raise self._decoder_failure(exc) from exc
             self._on_end_of_body()
             return
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -383,9 +389,22 @@ class AsyncChatStream:
                 return
             raise self._transport_failure(exc) from exc
         # Most chunks of a stream read in small pieces complete no event.
-        blocks = self._decoder.feed_data(chunk)
-        if blocks and self._queue(blocks) and self._idle_deadline is not None:
+        try:
+            blocks = self._decoder.feed_data(chunk)
+            progress = bool(blocks) and self._queue(blocks)
+        except ChatAPIError:
+            raise
+        except Exception as exc:
+            raise self._decoder_failure(exc) from exc
+        if progress and self._idle_deadline is not None:
             self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
+
+    def _decoder_failure(self, exc: Exception) -> SSEDecodeError:
+        """A bug of the decoder surfacing in the stream: reported as a chatapi error."""
+        return SSEDecodeError(
+            f"{self._description}: the event stream could not be decoded "
+            f"({type(exc).__name__}: {exc})"
+        )
 
     def _on_deadline(self) -> None:
         if self._grace_deadline is not None and self._clock() >= self._grace_deadline - 1e-3:

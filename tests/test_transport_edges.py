@@ -15,10 +15,12 @@ from chatapi import (
     AsyncChatClient,
     ChatClient,
     ConfigurationError,
+    SSEDecodeError,
 )
 from chatapi.cli import main
+from chatapi.sse import SSEDecoder
 
-from .conftest import API_KEY, ReplayServer, Reply, sse
+from .conftest import API_KEY, ReplayServer, Reply, acquired_connections, sse
 from .test_faults import STREAM_HEADERS, RawServer, Script, chunked
 
 # -- settings (point 12) --------------------------------------------------------------------
@@ -194,3 +196,85 @@ def test_cli_says_the_server_answered_badly(
     assert err.startswith("chatapi: error: the server answered badly: POST /chat-messages:")
     assert "cannot reach" not in err and "Traceback" not in err
     assert err.count("\n") == 1
+
+
+# -- decoder failures (point 9) -------------------------------------------------------------
+
+HUGE_RETRY = b"retry: " + b"9" * 5000 + b"\n\n"
+FIRST_EVENT = sse({"event": "message", "task_id": "t", "conversation_id": "c", "answer": "Hi"})
+
+
+def stream_reply(body: bytes) -> bytes:
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@pytest.mark.parametrize("method", ["feed", "feed_data"])
+def test_a_retry_field_past_the_int_conversion_limit_is_an_sse_decode_error(method: str) -> None:
+    decoder = SSEDecoder()
+    with pytest.raises(SSEDecodeError) as info:
+        getattr(decoder, method)(HUGE_RETRY)
+    assert "retry field of 5000 digits" in str(info.value)
+    assert decoder.retry is None
+
+
+def test_a_long_but_convertible_retry_is_kept() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"retry: " + b"1" * 40 + b"\n\n")
+    assert decoder.retry == int("1" * 40)
+
+
+async def test_a_huge_retry_field_ends_the_stream_with_sse_decode_error(
+    server: ReplayServer,
+) -> None:
+    server.queue(Reply(body=FIRST_EVENT + HUGE_RETRY + FIRST_EVENT))
+    async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="u") as client:
+        seen: list[str] = []
+        with pytest.raises(SSEDecodeError):
+            async with client.chat.stream("q") as stream:
+                async for text in stream.text_stream:
+                    seen.append(text)
+        assert acquired_connections(client) == 0
+    assert seen in ([], ["Hi"])  # the event before may be delivered, never one after
+
+
+async def test_a_decoder_bug_comes_out_as_sse_decode_error(
+    server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: SSEDecoder, chunk: bytes) -> list[bytes]:
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setattr(SSEDecoder, "feed_data", broken)
+    server.queue(Reply(body=FIRST_EVENT))
+    async with AsyncChatClient(api_key=API_KEY, base_url=server.base_url, user="u") as client:
+        stream = client.chat.stream("q")
+        with pytest.raises(SSEDecodeError) as info:
+            await stream.final_message()
+        with pytest.raises(SSEDecodeError):  # and again on a later read
+            await stream.final_message()
+        assert acquired_connections(client) == 0
+    assert "RuntimeError: decoder bug" in str(info.value)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_huge_retry_field_in_a_sync_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    with ThreadedRawServer(stream_reply(FIRST_EVENT + HUGE_RETRY)) as base_url, ChatClient(
+        api_key=API_KEY, base_url=base_url, user="u"
+    ) as client, pytest.raises(SSEDecodeError):
+        client.chat.stream("q").final_message()
+
+
+def test_cli_reports_a_huge_retry_field_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DIFY_API_KEY", "DIFY_BASE_URL", "DIFY_USER"):
+        monkeypatch.delenv(name, raising=False)
+    with ThreadedRawServer(stream_reply(FIRST_EVENT + HUGE_RETRY)) as base_url:
+        code = main(["chat", "--base-url", base_url, "--api-key", API_KEY, "Hi"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("chatapi: error: retry field of 5000 digits")
+    assert "Traceback" not in err and err.count("\n") == 1
