@@ -49,7 +49,9 @@ class Timeout:
     - ``total``: the whole call. ``None`` (the default) means 120 s for plain calls and no
       limit for streams; ``math.inf`` lifts it for plain calls too.
     - ``stream_idle``: the longest wait for a stream event other than a ping. Pings keep a
-      socket alive while a run is stuck; this limit notices.
+      socket alive while a run is stuck; this limit notices. It also bounds the opening of
+      a stream, counted from the moment the request is sent: the headers (or a whole error
+      body) and the first event must arrive within it, however slowly the bytes trickle.
     - ``close_grace``: after a closing event (``message_end``, ``workflow_finished``...) how
       long a stream waits for the rest before it ends on its own.
     """

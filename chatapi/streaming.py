@@ -308,6 +308,31 @@ class AsyncChatStream:
         self._opened = True
         self._clock = asyncio.get_running_loop().time
         self._opened_at = self._clock()
+        idle = self._timeout.stream_idle
+        if idle is None:
+            await self._open_response()
+            return
+        # ``stream_idle`` runs from the moment the request is sent: headers or an error body
+        # that trickle in byte by byte must not hold the caller longer than a silent stream
+        # would (``read`` restarts on every byte, and streams have no total limit).
+        deadline = self._opened_at + idle
+        limit = timeout_at(deadline)
+        try:
+            async with limit:
+                await self._open_response()
+        except asyncio.TimeoutError:
+            if not _expired(limit):
+                raise
+            raise StreamIdleTimeoutError(
+                f"{self._description}: no event within {idle} s of sending the request "
+                "(stream_idle)",
+                timeout="stream_idle",
+                **self._state(),
+            ) from None
+        # The first event is due within the same limit, counted from the request too.
+        self._idle_deadline = deadline
+
+    async def _open_response(self) -> None:
         response = await self._opener()
         self._response = response
         content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
@@ -324,8 +349,6 @@ class AsyncChatStream:
                 data=head,
             )
         self._chunks = response.content.iter_any()
-        if self._timeout.stream_idle is not None:
-            self._idle_deadline = self._clock() + self._timeout.stream_idle
 
     def _close_response(self) -> None:
         response = self._response

@@ -12,16 +12,19 @@ import pytest
 from chatapi import (
     APIConnectionError,
     APIProtocolError,
+    APITimeoutError,
     AsyncChatClient,
     ChatClient,
     ConfigurationError,
     SSEDecodeError,
+    StreamIdleTimeoutError,
+    Timeout,
 )
 from chatapi.cli import main
 from chatapi.sse import SSEDecoder
 
 from .conftest import API_KEY, ReplayServer, Reply, acquired_connections, sse
-from .test_faults import STREAM_HEADERS, RawServer, Script, chunked
+from .test_faults import GUARD, STREAM_HEADERS, RawServer, Script, chunked
 
 # -- settings (point 12) --------------------------------------------------------------------
 
@@ -278,3 +281,84 @@ def test_cli_reports_a_huge_retry_field_in_one_line(
     assert code == 1
     assert err.startswith("chatapi: error: retry field of 5000 digits")
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+# -- the open phase of a stream (point 6) ---------------------------------------------------
+
+TRICKLE_LIMITS = Timeout(connect=2, read=5, stream_idle=0.5)
+
+
+def trickling(head: bytes, tail: bytes, release: asyncio.Event) -> Script:
+    """Send ``head``, then ``tail`` one byte at a time, repeated, until ``release`` is set:
+    the socket is never silent long enough for the ``read`` limit."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        for _ in range(100_000):
+            for byte in tail:
+                if release.is_set():
+                    return
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [
+        # Headers that never end.
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n", b"X-Pad: trickle\r\n"),
+        # A 503 whose body never ends.
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            chunked(b"<p>busy</p>"),
+        ),
+    ],
+)
+async def test_the_open_phase_of_a_stream_is_bounded_by_stream_idle(
+    head: bytes, tail: bytes
+) -> None:
+    release = asyncio.Event()
+    async with RawServer(trickling(head, tail, release)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", timeout=TRICKLE_LIMITS
+    ) as client:
+        stream = client.chat.stream("q")
+        try:
+            with pytest.raises(StreamIdleTimeoutError) as info:
+                await asyncio.wait_for(stream.final_message(), GUARD)
+        finally:
+            release.set()
+        assert info.value.timeout == "stream_idle"
+        assert "of sending the request" in str(info.value)
+        assert acquired_connections(client) == 0
+
+
+async def test_the_first_event_is_due_within_stream_idle_of_the_request() -> None:
+    release = asyncio.Event()
+    # Headers complete, then a body of comments that never ends: no event ever arrives.
+    head = STREAM_HEADERS
+    tail = chunked(b": still here\n")
+    async with RawServer(trickling(head, tail, release)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", timeout=TRICKLE_LIMITS
+    ) as client:
+        try:
+            with pytest.raises(StreamIdleTimeoutError):
+                await asyncio.wait_for(client.chat.stream("q").final_message(), GUARD)
+        finally:
+            release.set()
+
+
+async def test_stream_idle_none_leaves_the_open_phase_to_the_other_limits() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # nothing comes back: the read limit fires
+
+    limits = Timeout(connect=2, read=0.3, stream_idle=None)
+    async with RawServer(silent) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", timeout=limits
+    ) as client:
+        with pytest.raises(APITimeoutError) as info:
+            await asyncio.wait_for(client.chat.stream("q").final_message(), GUARD)
+    assert info.value.timeout == "read"
