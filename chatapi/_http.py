@@ -32,6 +32,7 @@ from .errors import (
     APITimeoutError,
     ChatAPIError,
     ConfigurationError,
+    ResponseTooLargeError,
     parse_retry_after,
     status_error_from_response,
 )
@@ -46,6 +47,12 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0
 RETRY_AFTER_MAX = 60.0
+# How much of an error body is read: enough for any Dify envelope or gateway page, and a
+# server that streams an endless error body cannot grow the client.
+MAX_ERROR_BODY = 64 * 1024
+# The default cap of a non-streaming 2xx body: above Dify's default upload limits (100 MB for
+# video), which bound what ``files.preview`` can return.
+DEFAULT_MAX_RESPONSE_SIZE = 128 * 1024 * 1024
 
 
 @attrs.frozen
@@ -105,10 +112,26 @@ async def _keep_open(response: aiohttp.ClientResponse) -> aiohttp.ClientResponse
     return response
 
 
-async def _read_whole(response: aiohttp.ClientResponse) -> Response:
-    body = await response.read()
-    response.release()
-    return Response(status=response.status, headers=response.headers, body=body)
+async def _read_at_most(
+    response: aiohttp.ClientResponse, limit: int, buffer: bytearray
+) -> bool:
+    """Read the body into ``buffer``, up to ``limit`` bytes; True when there was more.
+
+    ``buffer`` keeps what was read when a read fails.
+    """
+    # Bounded: every read returns at least one byte, or b"" at the end of the body.
+    while len(buffer) <= limit:
+        chunk = await response.content.read(limit + 1 - len(buffer))
+        if not chunk:
+            return False
+        buffer += chunk
+    del buffer[limit:]
+    return True
+
+
+def _content_length(response: aiohttp.ClientResponse) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() and len(value) < 20 else None
 
 
 def _status_retry_delay(error: APIStatusError, attempt: int) -> float | None:
@@ -145,6 +168,7 @@ class HTTPClient:
         session: aiohttp.ClientSession | None,
         default_headers: Mapping[str, str] | None,
         connector_limit: int,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
@@ -156,6 +180,15 @@ class HTTPClient:
             raise ConfigurationError(
                 f"connector_limit must be an integer >= 0 (0: no limit), got {connector_limit!r}"
             )
+        if (
+            isinstance(max_response_size, bool)
+            or not isinstance(max_response_size, int)
+            or max_response_size <= 0
+        ):
+            raise ConfigurationError(
+                f"max_response_size must be a positive number of bytes, got {max_response_size!r}"
+            )
+        self.max_response_size = max_response_size
         self._settings = settings
         self.timeout = timeout
         self.max_retries = max_retries
@@ -180,6 +213,24 @@ class HTTPClient:
 
     def url(self, path: str) -> str:
         return self._settings.base_url + path
+
+    async def _read_whole(self, response: aiohttp.ClientResponse) -> Response:
+        """Read a 2xx body, refusing one larger than ``max_response_size``."""
+        limit = self.max_response_size
+        length = _content_length(response)
+        too_large = length is not None and length > limit
+        body = bytearray()
+        if not too_large:
+            too_large = await _read_at_most(response, limit, body)
+        if too_large:
+            response.close()  # the rest is never read: this connection cannot be reused
+            raise ResponseTooLargeError(
+                f"{response.method} {response.url.path}: the response body is larger than "
+                f"max_response_size ({limit} bytes)",
+                limit=limit,
+            )
+        response.release()
+        return Response(status=response.status, headers=response.headers, body=bytes(body))
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -251,7 +302,7 @@ class HTTPClient:
         return await self._send(
             method,
             path,
-            _read_whole,
+            self._read_whole,
             params=params,
             json=json,
             data=data,
@@ -343,16 +394,28 @@ class HTTPClient:
             await asyncio.sleep(retry_delay)
 
     async def _status_error(self, response: aiohttp.ClientResponse, *, what: str) -> APIStatusError:
+        """Read the start of an error body (up to ``MAX_ERROR_BODY``) and build the error.
+
+        What was read is kept when the body is longer, breaks off or outlasts the call's
+        time limit; the message says so.
+        """
+        body = bytearray()
+        cut: str | None = None
         try:
-            body = await response.read()
+            if await _read_at_most(response, MAX_ERROR_BODY, body):
+                cut = f"error body cut at {MAX_ERROR_BODY} bytes"
         except asyncio.CancelledError:
             response.close()
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-            body = b""
-        finally:
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            cut = f"error body incomplete: {translate_transport_error(exc, what='reading it')}"
+        if cut is None:
             response.release()
-        return status_error_from_response(response.status, body, response.headers)
+        else:
+            response.close()
+        return status_error_from_response(
+            response.status, bytes(body), response.headers, cut=cut
+        )
 
     async def request_json(
         self,

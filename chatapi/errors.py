@@ -20,6 +20,7 @@ Every exception the library raises derives from :class:`ChatAPIError`::
     ├── StreamError                 an ``error`` event, or a failed workflow, inside a stream
     ├── IncompleteStreamError       the stream ended before its run was over
     └── ResponseDecodeError         a body or an event is not what the API promises
+        ├── ResponseTooLargeError   a body larger than ``max_response_size``
         └── SSEDecodeError          the event stream itself is malformed (e.g. too large)
 
 Stream errors carry what the stream had received (:class:`StreamState`): the partial answer
@@ -52,6 +53,7 @@ __all__ = [
     "RateLimitError",
     "RequestTooLargeError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "SSEDecodeError",
     "StreamError",
     "StreamIdleTimeoutError",
@@ -305,6 +307,15 @@ class ResponseDecodeError(ChatAPIError):
         self.data = data
 
 
+class ResponseTooLargeError(ResponseDecodeError):
+    """A response body is larger than the client's ``max_response_size``; ``limit`` is that
+    size in bytes. Nothing past the limit was read."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class SSEDecodeError(ResponseDecodeError):
     """The event stream violates a limit of the decoder (an event larger than allowed)."""
 
@@ -339,13 +350,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def status_error_from_response(
-    status_code: int, body: bytes, headers: Mapping[str, str]
+    status_code: int, body: bytes, headers: Mapping[str, str], *, cut: str | None = None
 ) -> APIStatusError:
     """Build the exception for a non-2xx response from its status, body and headers.
 
     A JSON body in Dify's envelope ``{"code", "message", "status"}`` gives ``code`` and
     ``message``; any other body (an HTML gateway page, plain text, nothing) keeps
-    ``code=None`` and shows its first bytes in the message.
+    ``code=None`` and shows its first bytes in the message. ``cut`` says why ``body`` is
+    only the start of the body (it is added to the message).
     """
     code: str | None = None
     message: str | None = None
@@ -368,6 +380,8 @@ def status_error_from_response(
             message = "empty error body"
     elif not message:
         message = "(no message)"
+    if cut is not None:
+        message = f"{message} [{cut}]"
     cls = _STATUS_CLASSES.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError

@@ -32,6 +32,7 @@ import aiohttp
 
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
+from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from .client import AsyncChatClient
 from .errors import ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
@@ -396,6 +397,7 @@ class ChatClient:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -414,6 +416,7 @@ class ChatClient:
             default_headers=default_headers,
             connector_limit=connector_limit,
             max_event_size=max_event_size,
+            max_response_size=max_response_size,
         )
         self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
         client, loop = self._async, self._loop
@@ -448,6 +451,12 @@ class ChatClient:
     def max_event_size(self) -> int:
         """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
         return self._async.max_event_size
+
+    @property
+    def max_response_size(self) -> int:
+        """The largest non-streaming response body accepted, in bytes (larger ones raise
+        ResponseTooLargeError)."""
+        return self._async.max_response_size
 
     @property
     def max_retries(self) -> int:

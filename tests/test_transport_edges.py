@@ -16,10 +16,14 @@ from chatapi import (
     AsyncChatClient,
     ChatClient,
     ConfigurationError,
+    InternalServerError,
+    ResponseDecodeError,
+    ResponseTooLargeError,
     SSEDecodeError,
     StreamIdleTimeoutError,
     Timeout,
 )
+from chatapi._http import MAX_ERROR_BODY
 from chatapi.cli import main
 from chatapi.sse import SSEDecoder
 
@@ -362,3 +366,126 @@ async def test_stream_idle_none_leaves_the_open_phase_to_the_other_limits() -> N
         with pytest.raises(APITimeoutError) as info:
             await asyncio.wait_for(client.chat.stream("q").final_message(), GUARD)
     assert info.value.timeout == "read"
+
+
+# -- body caps (point 7) --------------------------------------------------------------------
+
+PIECE = b"x" * 65536
+
+
+def endless(head: bytes, release: asyncio.Event, pieces: int = 4096) -> Script:
+    """Send ``head`` then up to ``pieces`` 64 KiB chunks (256 MiB), as fast as read."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        for _ in range(pieces):
+            if release.is_set():
+                return
+            writer.write(chunked(PIECE))
+            await writer.drain()
+
+    return script
+
+
+CHUNKED_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+CHUNKED_200 = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_an_endless_error_body_is_read_up_to_a_cap(streaming: bool) -> None:
+    release = asyncio.Event()
+    async with RawServer(endless(CHUNKED_500, release)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", max_retries=0
+    ) as client:
+        try:
+            with pytest.raises(InternalServerError) as info:
+                if streaming:
+                    await asyncio.wait_for(client.chat.stream("q").final_message(), GUARD)
+                else:
+                    await asyncio.wait_for(client.chat.send("q"), GUARD)
+        finally:
+            release.set()
+        assert acquired_connections(client) == 0
+    error = info.value
+    assert error.status_code == 500 and error.code is None
+    assert error.body == "x" * MAX_ERROR_BODY  # what was read is kept
+    assert f"[error body cut at {MAX_ERROR_BODY} bytes]" in str(error)
+
+
+async def test_an_error_body_that_outlasts_the_call_keeps_what_came() -> None:
+    release = asyncio.Event()
+    head = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"upstream busy, ")
+    )
+    async with RawServer(trickling(head, chunked(b"."), release)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", max_retries=0
+    ) as client:
+        try:
+            with pytest.raises(InternalServerError) as info:
+                await asyncio.wait_for(
+                    client._http.request_json("GET", "/info", timeout=Timeout(total=0.5)), GUARD
+                )
+        finally:
+            release.set()
+        assert acquired_connections(client) == 0
+    assert str(info.value.body).startswith("upstream busy, ")
+    assert "error body incomplete" in str(info.value) and "timeout" in str(info.value)
+
+
+async def test_a_200_body_past_max_response_size_is_refused() -> None:
+    release = asyncio.Event()
+    async with RawServer(endless(CHUNKED_200, release)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", max_response_size=100_000
+    ) as client:
+        try:
+            with pytest.raises(ResponseTooLargeError) as info:
+                await asyncio.wait_for(client.chat.send("q"), GUARD)
+        finally:
+            release.set()
+        assert acquired_connections(client) == 0
+    assert info.value.limit == 100_000
+    assert "max_response_size (100000 bytes)" in str(info.value)
+    assert isinstance(info.value, ResponseDecodeError)
+
+
+async def test_a_declared_length_past_max_response_size_is_refused_unread() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5000000000\r\n\r\n"
+    release = asyncio.Event()
+    async with RawServer(trickling(head, b"x", release)) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", max_response_size=1000
+    ) as client:
+        try:
+            with pytest.raises(ResponseTooLargeError):
+                await asyncio.wait_for(client._http.request_json("GET", "/info"), GUARD)
+        finally:
+            release.set()
+
+
+async def test_a_body_of_exactly_max_response_size_is_accepted(server: ReplayServer) -> None:
+    body = b'"' + b"a" * 998 + b'"'
+    server.queue(Reply(body=body, content_type="application/json", chunk_size=100))
+    async with AsyncChatClient(
+        api_key=API_KEY, base_url=server.base_url, max_response_size=1000
+    ) as client:
+        assert await client._http.request_json("GET", "/info") == "a" * 998
+
+
+@pytest.mark.parametrize("client_class", [AsyncChatClient, ChatClient])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1000"])
+def test_max_response_size_is_checked(
+    client_class: type[AsyncChatClient] | type[ChatClient], bad: object
+) -> None:
+    with pytest.raises(ConfigurationError, match="max_response_size"):
+        client_class(api_key=API_KEY, max_response_size=bad)  # type: ignore[arg-type]
+
+
+def test_both_clients_take_max_response_size() -> None:
+    with ChatClient(api_key=API_KEY, max_response_size=4096) as client:
+        assert client.max_response_size == 4096
+    assert AsyncChatClient(api_key=API_KEY).max_response_size == 128 * 1024 * 1024
