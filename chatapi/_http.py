@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import aiohttp
 import attrs
 
+from . import _fork
 from ._config import Settings, Timeout, check_headers, user_agent
 from ._convert import decode_json
 from .errors import (
@@ -202,6 +203,8 @@ class HTTPClient:
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._forked_session = False
+        _fork.register(self)
 
     @property
     def base_url(self) -> str:
@@ -232,9 +235,26 @@ class HTTPClient:
         response.release()
         return Response(status=response.status, headers=response.headers, body=bytes(body))
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the parent's connections and loop are not ours to use; the
+        next call opens a new session (one the client created) on the child's loop."""
+        if self._session is not None:
+            if self._owns_session:
+                _fork.keep_inherited(self._session)
+                self._session = None
+            else:
+                self._forked_session = True
+        self._loop = None
+
     def _check_usable(self) -> None:
         if self._closed:
             raise ConfigurationError("the client is closed; create a new one")
+        if self._forked_session:
+            raise ConfigurationError(
+                "this AsyncChatClient was given an aiohttp session in the parent process, "
+                "which cannot be used after os.fork(); create the session and the client in "
+                "the child (or let the client create its own session)"
+            )
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop

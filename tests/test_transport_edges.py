@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socketserver
+import subprocess
+import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -489,3 +495,46 @@ def test_both_clients_take_max_response_size() -> None:
     with ChatClient(api_key=API_KEY, max_response_size=4096) as client:
         assert client.max_response_size == 4096
     assert AsyncChatClient(api_key=API_KEY).max_response_size == 128 * 1024 * 1024
+
+
+# -- fork (point 8) -------------------------------------------------------------------------
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork()")
+
+
+def run_fork_script(mode: str) -> dict[str, Any]:
+    """Fork in a fresh interpreter (never in the test process, whose threads a child would
+    not have): tests/_fork_script.py bounds each child with an alarm."""
+    script = Path(__file__).with_name("_fork_script.py")
+    done = subprocess.run(
+        [sys.executable, str(script), mode],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@needs_fork
+def test_a_chat_client_used_before_fork_works_in_the_child() -> None:
+    results = run_fork_script("sync")
+    assert results == {
+        "parent_before": "Echo: one",
+        "child": {"ok": ["Echo: two", "Echo: three"]},
+        "parent_after": "Echo: four",
+        "pool": "Echo: five",
+    }
+
+
+@needs_fork
+def test_an_async_client_used_before_fork_opens_a_fresh_session_in_the_child() -> None:
+    results = run_fork_script("async")
+    assert results["parent_before"] == "Echo: one"
+    assert results["child"] == {"ok": "Echo: two"}
+    assert results["parent_after"] == "Echo: three"
+    # A session the user passed belongs to the parent: a clear error, at once.
+    assert results["own_session_parent"] == "Echo: four"
+    error = results["child_own_session"]["error"]
+    assert error.startswith("ConfigurationError:") and "os.fork()" in error
