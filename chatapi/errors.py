@@ -317,7 +317,9 @@ class ResponseTooLargeError(ResponseDecodeError):
 
 
 class SSEDecodeError(ResponseDecodeError):
-    """The event stream violates a limit of the decoder (an event larger than allowed)."""
+    """The event stream could not be decoded: it violates a limit of the decoder (an event
+    larger than ``max_event_size``, a ``retry`` value past ``int()``'s digit limit), or the
+    decoder failed on it unexpectedly (the original exception is chained)."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
