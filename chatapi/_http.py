@@ -104,6 +104,43 @@ def _parser_message(exc: aiohttp.ClientResponseError) -> str:
     return " ".join(line for line in lines if line and set(line) != {"^"}) or "unreadable"
 
 
+def _wake_reader_when_lost(response: aiohttp.ClientResponse) -> None:
+    """Make sure a reader of ``response``'s body hears of a connection lost mid-body.
+
+    aiohttp (3.13 and 3.14) closes the connection when a body that arrives after the
+    headers is malformed (a bad chunk size), but never tells the body's reader, which then
+    waits for bytes that cannot come until a time limit fires. When the connection closes
+    with the body unfinished and no error on it, give the reader one. Registered once per
+    response and removed when its connection is released: nothing per event.
+    """
+    connection = response.connection
+    if connection is None:
+        return
+    closed = getattr(connection.protocol, "closed", None)
+    if not isinstance(closed, asyncio.Future) or closed.done():
+        return
+    content = response.content
+
+    def on_lost(_: object) -> None:
+        # aiohttp reports every other loss mid-body itself, before this runs: only the
+        # parser's rejection of the body leaves the reader without an error.
+        if not content.is_eof() and content.exception() is None:
+            content.set_exception(
+                aiohttp.ClientResponseError(
+                    response.request_info,
+                    response.history,
+                    status=response.status,
+                    message="the body broke off at a part that is not valid HTTP",
+                )
+            )
+
+    def forget() -> None:
+        closed.remove_done_callback(on_lost)
+
+    closed.add_done_callback(on_lost)
+    connection.add_callback(forget)
+
+
 def _sent_nothing(exc: BaseException) -> bool:
     """True when the failure happened before any byte of the request left the client."""
     return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
@@ -371,6 +408,7 @@ class HTTPClient:
                     timeout=client_timeout,
                     allow_redirects=False,
                 )
+                _wake_reader_when_lost(response)
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = (time.monotonic() - started) * 1e3
                     log.debug("%s -> %d in %.1f ms", what, response.status, elapsed)

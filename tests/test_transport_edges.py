@@ -22,6 +22,7 @@ from chatapi import (
     AsyncChatClient,
     ChatClient,
     ConfigurationError,
+    IncompleteStreamError,
     InternalServerError,
     ResponseDecodeError,
     ResponseTooLargeError,
@@ -160,6 +161,7 @@ def replying(data: bytes) -> Script:
 
 
 GARBAGE_STATUS = b"GARBAGE 200 OK\r\n\r\n"
+
 BAD_CHUNK_JSON = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"zz\r\n{}\r\n0\r\n\r\n"
@@ -182,8 +184,7 @@ async def test_malformed_http_is_a_protocol_error(reply: bytes) -> None:
 
 async def test_malformed_http_opening_a_stream_is_a_protocol_error() -> None:
     # The first event and a bad chunk size in one packet: aiohttp fails before the
-    # response is handed over. (A bad chunk that arrives in a later packet is not reported
-    # by aiohttp 3.13 at all; the stream's own limits end the wait then.)
+    # response is handed over.
     reply = (
         STREAM_HEADERS
         + chunked(sse({"event": "message", "task_id": "t", "answer": "Hel"}))
@@ -195,6 +196,34 @@ async def test_malformed_http_opening_a_stream_is_a_protocol_error() -> None:
         with pytest.raises(APIProtocolError) as info:
             await client.chat.stream("q").final_message()
     assert "malformed HTTP (Invalid character in chunk size" in str(info.value)
+
+
+async def test_a_bad_chunk_after_the_first_event_breaks_the_stream_off_at_once() -> None:
+    first_read = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(STREAM_HEADERS)
+        writer.write(chunked(sse({"event": "message", "task_id": "t", "answer": "Hel"})))
+        await writer.drain()
+        await first_read.wait()  # a packet of its own, after the response was handed over
+        writer.write(b"zz\r\nlo\r\n")
+        await writer.drain()
+        await reader.read()  # keep the socket open: only the client may close it
+
+    # Limits far beyond the guard: aiohttp alone would wait for one of them.
+    limits = Timeout(read=600, stream_idle=600)
+    async with RawServer(script) as base_url, AsyncChatClient(
+        api_key=API_KEY, base_url=base_url, user="u", timeout=limits
+    ) as client:
+        async with client.chat.stream("q") as stream:
+            first = await stream.__anext__()
+            assert first.event == "message"
+            first_read.set()
+            with pytest.raises(IncompleteStreamError) as info:
+                await asyncio.wait_for(stream.__anext__(), GUARD)
+        assert acquired_connections(client) == 0
+    assert info.value.answer == "Hel"
+    assert "malformed HTTP" in str(info.value)
 
 
 def test_cli_says_the_server_answered_badly(
