@@ -41,7 +41,9 @@ class AsyncChatClient:
     a non-streaming response body (128 MiB by default; error bodies are read up to 64 KiB).
 
     Use it as an async context manager, or call :meth:`aclose` when done. A client is bound
-    to the event loop it first runs on.
+    to the event loop it first runs on; in a child made by ``os.fork()`` it starts over on
+    the child's loop with a new session (a ``session`` you passed cannot follow: the first
+    call there raises :class:`ConfigurationError`). It keeps no cookies.
     """
 
     chat: AsyncChat

@@ -370,7 +370,8 @@ class ChatClient:
     exists for symmetry only: an aiohttp session belongs to one event loop and this client
     runs its own, so passing one raises :class:`ConfigurationError`.
 
-    Use it as a context manager, or call :meth:`close` when done. Thread-safe.
+    Use it as a context manager, or call :meth:`close` when done. Thread-safe. In a child
+    made by ``os.fork()`` its first call starts a new loop thread and new connections.
     """
 
     chat: Chat
