@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .client import AsyncChatClient
     from .errors import (
         APIConnectionError,
+        APIProtocolError,
         APIStatusError,
         APITimeoutError,
         AuthenticationError,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         RateLimitError,
         RequestTooLargeError,
         ResponseDecodeError,
+        ResponseTooLargeError,
         SSEDecodeError,
         StreamError,
         StreamIdleTimeoutError,
@@ -54,6 +56,7 @@ _LOCATIONS = {
     **dict.fromkeys(
         (
             "APIConnectionError",
+            "APIProtocolError",
             "APIStatusError",
             "APITimeoutError",
             "AuthenticationError",
@@ -67,6 +70,7 @@ _LOCATIONS = {
             "RateLimitError",
             "RequestTooLargeError",
             "ResponseDecodeError",
+            "ResponseTooLargeError",
             "SSEDecodeError",
             "StreamError",
             "StreamIdleTimeoutError",
@@ -88,6 +92,7 @@ _SUBMODULES = frozenset({"errors", "events", "models", "sse", "testing", "cli"})
 # test_public_names checks that each of these resolves.
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncChatClient",
@@ -110,6 +115,7 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseDecodeError",
     "ResponseInfo",
+    "ResponseTooLargeError",
     "SSEDecodeError",
     "StreamError",
     "StreamEvent",

@@ -283,6 +283,8 @@ async def test_with_options_refuses_bad_values(client: AsyncChatClient) -> None:
         client.with_options(max_retries=-1)
     with pytest.raises(ConfigurationError, match="timeout"):
         client.with_options(timeout="soon")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="default_headers"):
+        client.with_options(default_headers={"X-Bad": "a\r\nInjected: b"})
 
 
 async def test_with_options_max_retries_applies(

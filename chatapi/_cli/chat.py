@@ -18,6 +18,7 @@ from ..cli import DEFAULT_USER, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ..client import AsyncChatClient
 from ..errors import (
     APIConnectionError,
+    APIProtocolError,
     ChatAPIError,
     ConfigurationError,
     IncompleteStreamError,
@@ -283,6 +284,8 @@ def _describe(error: ChatAPIError) -> str:
         return f"the run failed: {error}"
     if isinstance(error, IncompleteStreamError):
         return f"the answer broke off: {error}"
+    if isinstance(error, APIProtocolError):
+        return f"the server answered badly: {error}"
     if isinstance(error, APIConnectionError):
         return f"cannot reach the API: {error}"
     return str(error)
