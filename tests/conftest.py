@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, settings
 
 from chatapi import AsyncChatClient
 
@@ -22,6 +23,15 @@ API_KEY = "app-test-secret-key-0123456789"
 # asyncio's debug mode (PYTHONASYNCIODEBUG set to any value, even "0", or dev mode) reports
 # every callback slower than 0.1 s, which a busy machine produces at random.
 NOISY_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONWARNINGS")
+
+
+# Hypothesis times every example (a 200 ms deadline) and the generation of data (the
+# too_slow health check): on a busy machine both fail tests that are correct. Speed is the
+# benchmarks' business, never a test's.
+settings.register_profile(
+    "chatapi-tests", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("chatapi-tests")
 
 
 def child_env(**overrides: str) -> dict[str, str]:
