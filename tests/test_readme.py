@@ -24,6 +24,8 @@ How a block runs:
   with ``@runner("name")``; most script ``ctx.server`` and then call ``ctx.run(block)``.
 
 There is no way to skip a block: a ```python block that must not run is not an example.
+Every code block names its language (```bash, ```text...), and Python is spelt ``python``,
+so no Python example escapes the collection.
 """
 
 from __future__ import annotations
@@ -61,13 +63,25 @@ SAMPLE_FILES: dict[str, bytes] = {
 _FENCE = re.compile(r"^```(\S*)\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _MARKER = re.compile(r"^<!--\s*readme-test:\s*([\w-]+)\s*-->$")
+_PYTHON_ALIASES = {"py", "py3", "python3", "pycon", "ipython", "pyi"}
+
+
+@attrs.frozen
+class Fence:
+    """One fenced code block of the README."""
+
+    line: int  # line number of the first line of code
+    language: str
+    heading: str
+    source: str
+    before: str  # the last non-blank line before the opening fence
 
 
 @attrs.frozen
 class Block:
     """One ```python block: where it is, the heading it is under and how it runs."""
 
-    line: int  # line number of the first line of code
+    line: int
     heading: str
     source: str
     runner: str
@@ -78,22 +92,22 @@ class Block:
         return f"L{self.line}-{slug}"
 
 
-def python_blocks(text: str) -> list[Block]:
-    """The ```python blocks of a Markdown text, with their heading and runner marker."""
-    blocks: list[Block] = []
+def fences(text: str) -> list[Fence]:
+    """The fenced code blocks of a Markdown text, with the heading each is under."""
+    found: list[Fence] = []
     heading = "(top)"
-    previous = ""  # the last non-blank line before the current one
+    before = ""
     lines = text.splitlines()
     index = 0
     while index < len(lines):
         line = lines[index]
         fence = _FENCE.match(line)
         if fence is None:
-            found = _HEADING.match(line)
-            if found is not None:
-                heading = found.group(2)
+            title = _HEADING.match(line)
+            if title is not None:
+                heading = title.group(2)
             if line.strip():
-                previous = line.strip()
+                before = line.strip()
             index += 1
             continue
         end = index + 1
@@ -101,18 +115,21 @@ def python_blocks(text: str) -> list[Block]:
             end += 1
         if end == len(lines):
             raise ValueError(f"README.md:{index + 1}: the code block is never closed")
-        if fence.group(1) == "python":
-            marker = _MARKER.match(previous)
-            blocks.append(
-                Block(
-                    line=index + 2,
-                    heading=heading,
-                    source="\n".join(lines[index + 1 : end]) + "\n",
-                    runner=marker.group(1) if marker else "default",
-                )
-            )
-        previous = lines[end]
+        source = "\n".join(lines[index + 1 : end]) + "\n"
+        found.append(Fence(index + 2, fence.group(1), heading, source, before))
+        before = lines[end]
         index = end + 1
+    return found
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The ```python blocks of a Markdown text, with their heading and runner marker."""
+    blocks = []
+    for fence in fences(text):
+        if fence.language == "python":
+            marker = _MARKER.match(fence.before)
+            runner = marker.group(1) if marker else "default"
+            blocks.append(Block(fence.line, fence.heading, fence.source, runner))
     return blocks
 
 
@@ -251,6 +268,17 @@ def test_the_readme_has_python_examples_and_every_marker_is_known() -> None:
     assert len(BLOCKS) >= 10
     unknown = {block.runner for block in BLOCKS} - RUNNERS.keys()
     assert not unknown, f"README markers with no runner in {__file__}: {sorted(unknown)}"
+    # A marker not right before a ```python block would be silently ignored.
+    markers = README.read_text(encoding="utf-8").count("<!-- readme-test:")
+    assert markers == sum(block.runner != "default" for block in BLOCKS)
+
+
+def test_every_code_block_names_its_language_and_python_is_spelt_python() -> None:
+    # Python that is not collected must be impossible: no unlabelled block, no alias.
+    for fence in fences(README.read_text(encoding="utf-8")):
+        where = f"README.md:{fence.line - 1}"
+        assert fence.language, f"{where}: say the language (```text for plain text)"
+        assert fence.language not in _PYTHON_ALIASES, f"{where}: write ```python to run it"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
@@ -275,3 +303,4 @@ def test_blocks_are_found_with_their_heading_and_marker() -> None:
     ]
     with pytest.raises(ValueError, match="never closed"):
         python_blocks("```python\nx = 1\n")
+    assert [fence.language for fence in fences("```\ntree\n```\n```py\nx\n```\n")] == ["", "py"]
