@@ -286,10 +286,17 @@ def test_readme_example_runs(block: Block, context: Context) -> None:
     *before, this = _section(block)
     for earlier in before:
         try:
-            RUNNERS[earlier.runner](context, earlier)
+            _runner_of(earlier)(context, earlier)
         except Exception as exc:
             pytest.fail(f"the block at README.md:{earlier.line}, run first, failed: {exc!r}")
-    RUNNERS[this.runner](context, this)
+    _runner_of(this)(context, this)
+
+
+def _runner_of(block: Block) -> Runner:
+    found = RUNNERS.get(block.runner)
+    if found is None:
+        pytest.fail(f"README.md:{block.line}: no @runner({block.runner!r}) in {__file__}")
+    return found
 
 
 def test_blocks_are_found_with_their_heading_and_marker() -> None:
