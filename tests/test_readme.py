@@ -73,6 +73,7 @@ class Fence:
     line: int  # line number of the first line of code
     language: str
     heading: str
+    section: int  # line number of the heading (0: before any)
     source: str
     before: str  # the last non-blank line before the opening fence
 
@@ -83,6 +84,7 @@ class Block:
 
     line: int
     heading: str
+    section: int
     source: str
     runner: str
 
@@ -95,7 +97,7 @@ class Block:
 def fences(text: str) -> list[Fence]:
     """The fenced code blocks of a Markdown text, with the heading each is under."""
     found: list[Fence] = []
-    heading = "(top)"
+    heading, section = "(top)", 0
     before = ""
     lines = text.splitlines()
     index = 0
@@ -105,7 +107,7 @@ def fences(text: str) -> list[Fence]:
         if fence is None:
             title = _HEADING.match(line)
             if title is not None:
-                heading = title.group(2)
+                heading, section = title.group(2), index + 1
             if line.strip():
                 before = line.strip()
             index += 1
@@ -116,7 +118,7 @@ def fences(text: str) -> list[Fence]:
         if end == len(lines):
             raise ValueError(f"README.md:{index + 1}: the code block is never closed")
         source = "\n".join(lines[index + 1 : end]) + "\n"
-        found.append(Fence(index + 2, fence.group(1), heading, source, before))
+        found.append(Fence(index + 2, fence.group(1), heading, section, source, before))
         before = lines[end]
         index = end + 1
     return found
@@ -129,7 +131,7 @@ def python_blocks(text: str) -> list[Block]:
         if fence.language == "python":
             marker = _MARKER.match(fence.before)
             runner = marker.group(1) if marker else "default"
-            blocks.append(Block(fence.line, fence.heading, fence.source, runner))
+            blocks.append(Block(fence.line, fence.heading, fence.section, fence.source, runner))
     return blocks
 
 
@@ -216,12 +218,11 @@ def _as_a_test_file(ctx: Context, block: Block) -> None:
     project = ctx.workdir / "new-project"
     project.mkdir()
     (project / "test_example.py").write_text(block.source, encoding="utf-8")
+    # An ini file of its own: no configuration from directories above applies.
+    (project / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     env = {key: value for key, value in child_env().items() if not key.startswith("PYTEST_")}
     done = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
-            "--rootdir", str(project), "test_example.py",
-        ],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:asyncio", "test_example.py"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -235,8 +236,7 @@ def _as_a_test_file(ctx: Context, block: Block) -> None:
 
 def _section(block: Block) -> list[Block]:
     """The blocks under the heading of ``block``, up to and including it."""
-    same = [other for other in BLOCKS if other.heading == block.heading]
-    return [other for other in same if other.line <= block.line]
+    return [o for o in BLOCKS if o.section == block.section and o.line <= block.line]
 
 
 @pytest.fixture
@@ -305,8 +305,8 @@ def test_blocks_are_found_with_their_heading_and_marker() -> None:
         "<!-- readme-test: human-input -->\n```python\nb = 2\nc = 3\n```\n"
     )
     assert python_blocks(text) == [
-        Block(line=6, heading="One", source="a = 1\n", runner="default"),
-        Block(line=17, heading="Two", source="b = 2\nc = 3\n", runner="human-input"),
+        Block(line=6, heading="One", section=3, source="a = 1\n", runner="default"),
+        Block(line=17, heading="Two", section=13, source="b = 2\nc = 3\n", runner="human-input"),
     ]
     with pytest.raises(ValueError, match="never closed"):
         python_blocks("```python\nx = 1\n")
