@@ -76,6 +76,23 @@ _FAILED_STATUSES = frozenset({"failed"})
 _RESUMERS = (WorkflowStartedEvent, HumanInputFormFilledEvent)
 
 
+# What AsyncChatStream._view returns: answer parts and how many of them count, task_id,
+# conversation_id, message_id, workflow_run_id, agent mode.
+StreamView = tuple[list[str], int, str | None, str | None, str | None, str | None, bool]
+
+
+def text_delta(event: StreamEvent, *, agent_mode: bool) -> str | None:
+    """The answer text ``event`` adds to a stream's answer, if it is a text delta."""
+    if isinstance(event, AgentMessageEvent):
+        return event.answer or None
+    if isinstance(event, MessageEvent):
+        # After agent_message deltas, a message event repeats the whole answer.
+        return None if agent_mode else event.answer or None
+    if isinstance(event, MessageFileEvent) and event.answer and not event.url:
+        return event.answer
+    return None
+
+
 def _expired(limit: Any) -> bool:
     # asyncio.Timeout.expired is a method, async_timeout's a property.
     expired = limit.expired
@@ -216,14 +233,7 @@ class AsyncChatStream:
 
     def _text_of(self, event: StreamEvent) -> str | None:
         """The answer text ``event`` adds to the stream's answer, if it is a text delta."""
-        if isinstance(event, AgentMessageEvent):
-            return event.answer or None
-        if isinstance(event, MessageEvent):
-            # After agent_message deltas, a message event repeats the whole answer.
-            return None if self._agent_mode else event.answer or None
-        if isinstance(event, MessageFileEvent) and event.answer and not event.url:
-            return event.answer
-        return None
+        return text_delta(event, agent_mode=self._agent_mode)
 
     async def final_message(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
@@ -257,34 +267,19 @@ class AsyncChatStream:
         self._pending.clear()
         self._close_response()
 
-    async def _next_batch(self, max_events: int) -> list[StreamEvent]:
-        """Take up to ``max_events`` queued events, reading the body only when none is queued.
-
-        For a consumer on another thread (the sync ``ChatStream``), so that it pays one
-        cross-thread call per chunk rather than per event. The events are not yet accepted:
-        the consumer passes each one to :meth:`_accept` before asking for more, which keeps
-        the run state exactly where ``async for`` would have it. An ``error`` event stays
-        queued until it is first in line, then ``__anext__`` raises it here, on the loop.
-        An empty list means the stream is over.
-        """
-        pending = self._pending
-        while not pending:
-            if self._failure is not None:
-                raise self._failure
-            if self._complete or self._closed:
-                await self._finish()
-                return []
-            try:
-                await self._fill()
-            except BaseException as exc:
-                self._fail(exc)
-                raise
-        if isinstance(pending[0], ErrorEvent):
-            return [await self.__anext__()]
-        batch: list[StreamEvent] = []
-        while pending and len(batch) < max_events and not isinstance(pending[0], ErrorEvent):
-            batch.append(pending.popleft())
-        return batch
+    def _view(self) -> StreamView:
+        """The run state right after the last accepted event, for a consumer on another thread
+        (the sync ``ChatStream``) that reaches that event later. Cheap: the answer is kept as
+        a prefix of the parts list, which only ever grows or is replaced by a new list."""
+        return (
+            self._answer_parts,
+            len(self._answer_parts),
+            self.task_id,
+            self.conversation_id,
+            self.message_id,
+            self.workflow_run_id,
+            self._agent_mode,
+        )
 
     # -- internals ----------------------------------------------------------------------
 
