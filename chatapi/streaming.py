@@ -93,6 +93,16 @@ def text_delta(event: StreamEvent, *, agent_mode: bool) -> str | None:
     return None
 
 
+# How a read waits for its deadline (stream_idle, or close_grace after a closing event).
+# ``timeout_at`` around each read costs a timer armed and cancelled per network read, which
+# with Dify's one event per read was a large share of a stream's own cost. Instead a stream
+# keeps one timer (its watchdog) for the earliest deadline: a read only records its task,
+# events that come in time just move the deadline on, and the timer, when it fires, either
+# waits again until the new deadline or cancels the read and is taken back by the reader
+# (``Task.uncancel``, Python 3.11+; earlier versions keep ``timeout_at``).
+_WATCHDOG = sys.version_info >= (3, 11)
+
+
 def _expired(limit: Any) -> bool:
     # asyncio.Timeout.expired is a method, async_timeout's a property.
     expired = limit.expired
@@ -156,6 +166,10 @@ class AsyncChatStream:
         self._grace_deadline: float | None = None
         self._complete = False
         self._idle_deadline: float | None = None
+        # The read deadline's one timer, and the task it interrupts (see _WATCHDOG).
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self._deadline_hit = False
         self._clock: Callable[[], float] = time.monotonic
         self._opened_at = 0.0
         self._event_count = 0
@@ -322,6 +336,10 @@ class AsyncChatStream:
             self._idle_deadline = self._clock() + self._timeout.stream_idle
 
     def _close_response(self) -> None:
+        if self._watchdog is not None:
+            # Its callback holds the stream: cancelled so that the stream can be collected.
+            self._watchdog.cancel()
+            self._watchdog = None
         response = self._response
         if response is None:
             return
@@ -355,6 +373,21 @@ class AsyncChatStream:
         try:
             if deadline is None:
                 chunk = await chunks.__anext__()
+            elif _WATCHDOG:
+                self._arm_watchdog(deadline)
+                task = self._reader = asyncio.current_task()
+                try:
+                    chunk = await chunks.__anext__()
+                except asyncio.CancelledError:
+                    if not self._deadline_hit or task is None:
+                        raise
+                    self._deadline_hit = False
+                    if task.uncancel():  # type: ignore[attr-defined]  # 3.11+, see _WATCHDOG
+                        raise
+                    self._on_deadline()
+                    return
+                finally:
+                    self._reader = None
             else:
                 limit = timeout_at(deadline)
                 try:
@@ -381,6 +414,30 @@ class AsyncChatStream:
         blocks = self._decoder.feed_data(chunk)
         if blocks and self._queue(blocks) and self._idle_deadline is not None:
             self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
+
+    def _arm_watchdog(self, deadline: float) -> None:
+        """Make sure the watchdog fires by ``deadline`` (see ``_WATCHDOG``)."""
+        timer = self._watchdog
+        if timer is not None:
+            if timer.when() <= deadline:
+                return  # it fires first, finds the deadline moved, and waits again
+            timer.cancel()
+        self._watchdog = asyncio.get_running_loop().call_at(deadline, self._on_watchdog)
+
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        deadline = self._idle_deadline
+        grace = self._grace_deadline
+        if grace is not None and (deadline is None or grace < deadline):
+            deadline = grace
+        reader = self._reader
+        if deadline is None or reader is None or reader.done():
+            return  # not reading: the next read arms it again
+        if self._clock() < deadline:
+            self._arm_watchdog(deadline)  # events came in time: the deadline moved on
+            return
+        self._deadline_hit = True
+        reader.cancel()
 
     def _on_deadline(self) -> None:
         if self._grace_deadline is not None and self._clock() >= self._grace_deadline - 1e-3:
