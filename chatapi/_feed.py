@@ -126,6 +126,8 @@ class EventFeed:
         self._items.append(item)
         if self._consumer_waits:
             with self._ready:
+                # One wake-up is enough: the consumer drains all that is there when it runs.
+                self._consumer_waits = False
                 self._ready.notify()
 
     # -- on the consumer thread -----------------------------------------------------------------
