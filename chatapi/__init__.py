@@ -10,6 +10,7 @@ from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
     APIConnectionError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -23,6 +24,7 @@ from .errors import (
     RateLimitError,
     RequestTooLargeError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     SSEDecodeError,
     StreamError,
     StreamIdleTimeoutError,
@@ -35,6 +37,7 @@ from .sync import ChatClient, ChatStream
 
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncChatClient",
@@ -55,6 +58,7 @@ __all__ = [
     "RateLimitError",
     "RequestTooLargeError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "SSEDecodeError",
     "StreamError",
     "StreamEvent",

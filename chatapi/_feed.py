@@ -60,6 +60,11 @@ class EventFeed:
     def started(self) -> bool:
         return self._task is not None
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop of the reader, once started."""
+        return self._loop
+
     # -- on the loop ------------------------------------------------------------------------
 
     def start(self) -> None:

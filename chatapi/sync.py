@@ -31,6 +31,7 @@ import aiohttp
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
 from ._feed import CUT_OFF, END, EventFeed
+from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from .client import AsyncChatClient
 from .errors import ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
@@ -94,8 +95,12 @@ class ChatStream:
         self._stream = stream
         self._loop = loop
         self._feed = EventFeed(stream)
+        # This stream's state lags the async one's: answers replaced meanwhile are kept.
+        stream._replaced_answers = []
         self._view: StreamView = stream._view()
-        self._answer: tuple[int, int, str] = (0, 0, "")  # id and length of parts, joined
+        # current_answer as of the last event taken, and its (round, size) in the view.
+        self._answer_text = ""
+        self._answer_key = (0, 0)
         self._over = False
         self._closing = False
         self._cut_off = False
@@ -126,13 +131,30 @@ class ChatStream:
 
     @property
     def current_answer(self) -> str:
-        """The answer received so far (deltas joined, ``message_replace`` applied)."""
-        parts, count = self._view[0], self._view[1]
-        cached_id, cached_count, text = self._answer
-        if cached_id != id(parts) or cached_count != count:
-            text = "".join(parts[:count])
-            self._answer = (id(parts), count, text)
-        return text
+        """The answer streamed so far (deltas joined, ``message_replace`` applied).
+
+        Cheap to read after every event: only the deltas since the last read are joined.
+        """
+        answer_round, size = self._view[0], self._view[1]
+        known_round, known_size = self._answer_key
+        if answer_round != known_round or size != known_size:
+            start = known_size if answer_round == known_round and size > known_size else 0
+            tail = self._stream._answer_as_of(answer_round, start, size)
+            text = self._answer_text if start else ""
+            # As in AsyncChatStream: without the attribute's reference CPython can extend the
+            # string in place.
+            self._answer_text = ""
+            text += tail
+            self._answer_text = text
+            self._answer_key = (answer_round, size)
+        return self._answer_text
+
+    @property
+    def stopped(self) -> bool:
+        """True when the run was stopped: by :meth:`stop`, by ``chat.stop(task_id)`` of the
+        same client while this stream read it, or elsewhere (its ``workflow_finished`` says
+        ``stopped``)."""
+        return self._stream.stopped
 
     @property
     def response(self) -> aiohttp.ClientResponse | None:
@@ -253,7 +275,9 @@ class ChatStream:
     def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
-        Before the first event the task id is unknown: the connection is only closed.
+        The stream ends cleanly: ``stopped`` is true, ``final_message()`` returns the partial
+        answer. Before the first event the task id is unknown: the connection is only closed.
+        A stream whose run was over already is left as it was.
         """
         self._closing = True
         self._feed.clear()
@@ -281,6 +305,19 @@ class ChatStream:
     async def _close_on_loop(self) -> None:
         await self._stream.aclose()
         await self._feed.stop()
+
+    def __del__(self) -> None:
+        # Dropped without close() after its reader started (``next()`` then forgotten): the
+        # reader on the loop holds the async stream, so release it there; the reader then
+        # ends on its own.
+        loop = self._feed.loop
+        if self._over or self._closing or loop is None:
+            return
+        try:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._stream._release)
+        except Exception:  # a finalizer must not raise (the loop closed, interpreter exit)
+            pass
 
     def _loop_closed(self) -> None:
         """On the loop, as its client closes: end the stream; reading on raises."""
@@ -396,7 +433,8 @@ class ChatClient:
     exists for symmetry only: an aiohttp session belongs to one event loop and this client
     runs its own, so passing one raises :class:`ConfigurationError`.
 
-    Use it as a context manager, or call :meth:`close` when done. Thread-safe.
+    Use it as a context manager, or call :meth:`close` when done. Thread-safe. In a child
+    made by ``os.fork()`` its first call starts a new loop thread and new connections.
     """
 
     chat: Chat
@@ -423,6 +461,7 @@ class ChatClient:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -441,7 +480,9 @@ class ChatClient:
             default_headers=default_headers,
             connector_limit=connector_limit,
             max_event_size=max_event_size,
+            max_response_size=max_response_size,
         )
+        self._async._public_name = "ChatClient"
         self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
         client, loop = self._async, self._loop
         self.chat = Chat(client.chat, loop)
@@ -475,6 +516,12 @@ class ChatClient:
     def max_event_size(self) -> int:
         """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
         return self._async.max_event_size
+
+    @property
+    def max_response_size(self) -> int:
+        """The largest non-streaming response body accepted, in bytes (larger ones raise
+        ResponseTooLargeError)."""
+        return self._async.max_response_size
 
     @property
     def max_retries(self) -> int:
