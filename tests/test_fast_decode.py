@@ -255,3 +255,13 @@ def test_events_with_kept_bytes_pickle_and_evolve_with_their_raw() -> None:
 
     assert copy == event and copy.raw == event.raw
     assert changed.answer == "Ho" and changed.raw["mood"] == "calm"
+
+
+def test_a_wrong_type_refused_by_msgspec_is_reported_with_its_field_path() -> None:
+    data = b'{"event":"node_started","task_id":"t","data":{"title":"LLM","index":"one"}}'
+
+    with pytest.raises(ResponseDecodeError) as caught:
+        ev.decode_event(data)
+
+    assert caught.value.path == "data.index"
+    assert "data.index" in str(caught.value) and caught.value.data == data
