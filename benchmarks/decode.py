@@ -50,15 +50,18 @@ def chatapi_pipeline(chunks: list[bytes]) -> int:
     stream = AsyncChatStream(_never_opened, timeout=Timeout(), include_pings=True)
     feed = stream._decoder.feed_data
     queue = stream._queue
+    take = stream._take_pending
     pending = stream._pending
     count = 0
     for chunk in chunks:
-        # What ``AsyncChatStream._fill`` does with each chunk it reads.
+        # What ``AsyncChatStream._fill`` does with each chunk it reads, then what
+        # ``__anext__`` does to each queued event before accepting it.
         blocks = feed(chunk)
         if blocks:
             queue(blocks)
-            count += len(pending)
-            pending.clear()
+            while pending:
+                take()
+                count += 1
     return count
 
 

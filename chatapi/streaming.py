@@ -208,7 +208,10 @@ class AsyncChatStream:
         self._decoder = SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
         self._response: aiohttp.ClientResponse | None = None
         self._chunks: AsyncIterator[bytes] | None = None
-        self._pending: deque[StreamEvent] = deque()
+        # Data of the events read but not yet taken, decoded when taken: a stream held open
+        # keeps the bytes of what its last read brought, not event objects (a third of the
+        # memory), and a consumer that stops early never pays for decoding the rest.
+        self._pending: deque[bytes | str | StreamEvent] = deque()
         self._opened = False
         self._closed = False
         self._eof = False
@@ -334,7 +337,7 @@ class AsyncChatStream:
         pending = self._pending
         while True:
             while pending:
-                event = self._accept(pending.popleft())
+                event = self._accept(self._take_pending())
                 if event is not None:
                     return event
             if self._failure is not None:
@@ -658,28 +661,35 @@ class AsyncChatStream:
         return IncompleteStreamError(f"{self._description} broke off: {error}", **state)
 
     def _queue(self, blocks: Sequence[bytes | ServerSentEvent]) -> bool:
-        """Decode and queue SSE blocks; True if any of them was more than a ping."""
+        """Queue the data of SSE blocks; True if any of them was more than a ping."""
         append = self._pending.append
-        decode = decode_event
         progress = False
-        try:
-            for block in blocks:
-                # Nearly every Dify event comes from the decoder's fast path as the bytes of
-                # its data; Dify names the event type in the JSON, not in the SSE ``event:``
-                # field.
-                if isinstance(block, bytes):
-                    append(decode(block))
-                    progress = True
-                elif block.data:
-                    append(decode(block.data))
-                    progress = True
-                elif block.event == "ping":
-                    append(PING)
-        except ResponseDecodeError as exc:
-            # The events before the bad one are still delivered; the error comes after them.
-            self._fail(exc)
+        for block in blocks:
+            # Nearly every Dify event comes from the decoder's fast path as the bytes of its
+            # data; Dify names the event type in the JSON, not in the SSE ``event:`` field.
+            if block.__class__ is bytes:
+                append(block)
+                progress = True
+            elif block.data:  # type: ignore[union-attr]
+                append(block.data)  # type: ignore[union-attr]
+                progress = True
+            elif block.event == "ping":  # type: ignore[union-attr]
+                append(PING)
         self._event_count += len(blocks)
         return progress
+
+    def _take_pending(self) -> StreamEvent:
+        """The next queued event, decoded. A payload that cannot be decoded ends the stream
+        (the events before it were delivered)."""
+        item = self._pending.popleft()
+        if item is PING:
+            return PING
+        try:
+            return decode_event(item)  # type: ignore[arg-type]
+        except ResponseDecodeError as exc:
+            self._pending.clear()
+            self._fail(exc)
+            raise
 
     def _accept(self, event: StreamEvent) -> StreamEvent | None:
         """Update the run state with ``event``; return it if the caller should see it."""
