@@ -670,9 +670,9 @@ def _parse_raw(data: bytes) -> dict[str, Any]:
 _keep_raw: Callable[[StreamEvent, Any], None] = StreamEvent.__dict__["_raw"].__set__
 
 _FastEntry = tuple[str, Callable[[bytes], StreamEvent]]
-# msgspec decoders by wire name (the bytes peeked from the payload), made on first use; only
-# known names are cached, so the table stays bounded whatever a server sends. None: the class
-# goes through the converter.
+# msgspec decoders by wire name (as bytes, as the payload starts), made on first use; only
+# known names are cached, so the table stays bounded whatever a server sends. None: that
+# class goes through the converter.
 _fast: dict[bytes, _FastEntry | None] = {}
 
 
@@ -683,13 +683,13 @@ def decode_event(data: str | bytes) -> StreamEvent:
     decodes text). Raises :class:`~chatapi.errors.ResponseDecodeError` when ``data`` is not a
     JSON object with a string ``"event"``, or when a known event has a field of the wrong type.
     """
-    if isinstance(data, str):
+    if isinstance(data, bytes):
+        encoded = data
+    else:
         try:
             encoded = data.encode()
         except UnicodeEncodeError:  # lone surrogates: only the converter path copes
             return _decode_with_converter(data)
-    else:
-        encoded = data
     # Dify writes "event" first: a look at the start finds the class. An escaped name is no
     # key of the table, and a later duplicate "event" key is caught below.
     if encoded.startswith(b'{"event":"'):
@@ -698,7 +698,9 @@ def decode_event(data: str | bytes) -> StreamEvent:
         name = encoded[11 : encoded.find(b'"', 11)]
     else:
         return _decode_with_converter(data)
-    entry = _fast[name] if name in _fast else _fast_entry(name)
+    entry = _fast.get(name)
+    if entry is None and name not in _fast:
+        entry = _fast_entry(name)
     if entry is not None:
         try:
             event = entry[1](encoded)
