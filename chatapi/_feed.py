@@ -99,13 +99,19 @@ class EventFeed:
     async def _read(self) -> None:
         stream = self._stream
         view = stream._view
+        queued = stream._pending
         items = self._items
         limit = self._limit
         try:
             async for event in stream:
                 if len(items) >= limit:
                     await self._wait_for_room()
-                self._put((event, view()))
+                items.append((event, view()))
+                # The consumer is woken once the events of a network read are all here (or
+                # the buffer is full): waking it at the first one would have it contend for
+                # the GIL with this thread for each of the others.
+                if not queued or len(items) >= limit:
+                    self._wake()
         except asyncio.CancelledError:
             raise  # stop() or cut_off(): whoever cancelled tells the consumer
         except BaseException as exc:  # the stream's failure, raised again on the consumer
@@ -126,9 +132,12 @@ class EventFeed:
         self._reader_waits = False
 
     def _put(self, item: Any) -> None:
-        # Appending needs no lock; the consumer raises its flag before checking the buffer
-        # a last time, so either it sees this item or the notify below finds it waiting.
         self._items.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        # Appending needs no lock; the consumer raises its flag before checking the buffer
+        # a last time, so either it sees the items or this finds it waiting.
         if self._consumer_waits:
             with self._ready:
                 # One wake-up is enough: the consumer drains all that is there when it runs.
@@ -152,12 +161,28 @@ class EventFeed:
                     finally:
                         self._consumer_waits = False
                 continue
-            if self._reader_waits and len(items) <= self._limit // 2:
-                self._reader_waits = False
-                loop, room = self._loop, self._room
-                if loop is not None and room is not None and not loop.is_closed():
-                    loop.call_soon_threadsafe(room.set)
+            if self._reader_waits:
+                self.taken()
             return item
+
+    def taken(self) -> None:
+        """After items were taken from ``items`` directly: let a waiting reader go on once
+        half the buffer is free."""
+        if self._reader_waits and len(self._items) <= self._limit // 2:
+            self._reader_waits = False
+            loop, room = self._loop, self._room
+            if loop is not None and room is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(room.set)
+
+    @property
+    def items(self) -> deque[Any]:
+        """The buffer, for a consumer's fast path: ``popleft()``, then :meth:`taken` if
+        ``reader_waits``; :meth:`take` when it is empty."""
+        return self._items
+
+    @property
+    def reader_waits(self) -> bool:
+        return self._reader_waits
 
     def clear(self) -> None:
         self._items.clear()

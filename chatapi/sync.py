@@ -210,9 +210,15 @@ class ChatStream:
             self._raise_if_failed()
             return None
         feed = self._feed
-        if not feed.started and not self._start():
-            return None
-        item = feed.take()
+        try:
+            item = feed.items.popleft()  # the common case: the reader is ahead
+        except IndexError:
+            if not feed.started and not self._start():
+                return None
+            item = feed.take()
+        else:
+            if feed.reader_waits:
+                feed.taken()
         if item.__class__ is tuple:
             event, self._view = item
             return event  # type: ignore[no-any-return]
