@@ -622,8 +622,7 @@ async def test_stream_idle_deadline_interrupts_a_read_that_would_wait_forever() 
             api_key=API_KEY, base_url=fake.base_url, user="u",
             timeout=Timeout(stream_idle=0.3, read=None, total=None),
         ) as client:
-            async with asyncio.timeout(GUARD):
-                with pytest.raises(StreamIdleTimeoutError) as info:
-                    await collect(client.chat.stream("q"))
+            with pytest.raises(StreamIdleTimeoutError) as info:
+                await asyncio.wait_for(collect(client.chat.stream("q")), GUARD)
             assert info.value.timeout == "stream_idle"
             assert acquired_connections(client) == 0
