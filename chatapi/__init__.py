@@ -4,6 +4,7 @@ Everything a user needs is importable from here; submodules named in the docs
 (``chatapi.events``, ``chatapi.models``, ``chatapi.sse``, ``chatapi.errors``) hold the rest.
 """
 
+from ._app_streams import AsyncWorkflowStream
 from ._config import Timeout
 from ._logging import setup_from_env as _setup_logging_from_env
 from ._version import __version__
@@ -29,9 +30,9 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .events import StreamEvent
-from .models import ChatCompletion, InputFile, Page
+from .models import ChatCompletion, InputFile, Page, WorkflowRunResult
 from .streaming import AsyncChatStream
-from .sync import ChatClient, ChatStream
+from .sync import ChatClient, ChatStream, WorkflowStream
 
 __all__ = [
     "APIConnectionError",
@@ -39,6 +40,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatClient",
     "AsyncChatStream",
+    "AsyncWorkflowStream",
     "AuthenticationError",
     "BadRequestError",
     "ChatAPIError",
@@ -61,6 +63,8 @@ __all__ = [
     "StreamIdleTimeoutError",
     "Timeout",
     "UnsupportedMediaTypeError",
+    "WorkflowRunResult",
+    "WorkflowStream",
     "__version__",
 ]
 
