@@ -360,7 +360,11 @@ STREAMING_OPERATIONS = [
         "POST", "/workflows/run", "workflows.stream",
         _run_stream,
         "/workflows/run",
-        json={"inputs": {"query": "Translate this"}, "response_mode": "streaming", "user": "user-1"},
+        json={
+            "inputs": {"query": "Translate this"},
+            "response_mode": "streaming",
+            "user": "user-1",
+        },
         reply=Reply(body=(STREAMS / "spec_workflow_streaming.txt").read_bytes()),
         app="workflow",
     ),
@@ -417,7 +421,7 @@ def test_the_client_exposes_every_operation() -> None:
         else:
             assert inspect.iscoroutinefunction(method), op.sdk
     # The streaming twins of the run operations, and the auto-paging iterators.
-    for op in STREAMING_OPERATIONS + [attrs.evolve(OPERATIONS[0], sdk="chat.stream")]:
+    for op in [*STREAMING_OPERATIONS, attrs.evolve(OPERATIONS[0], sdk="chat.stream")]:
         assert not inspect.iscoroutinefunction(resolve(client, op.sdk)), op.sdk
     for sdk in (
         "messages.iter",
