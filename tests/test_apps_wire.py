@@ -24,6 +24,12 @@ from .resource_helpers import example, json_reply
 RUN = "fb47b2e6-5e43-4f90-be01-d5c5a088d156"
 TASK = "c3800678-a077-43df-a102-53f23ed20b88"
 GUARD = 30
+# Dify's answer to a chat route called with the key of another kind of app (REFERENCE.md §1).
+NOT_CHAT_APP = {
+    "code": "not_chat_app",
+    "message": "Please check if your app mode matches the right API route.",
+    "status": 400,
+}
 
 
 def stream_reply(name: str, *, hold_open: bool = False) -> Reply:
@@ -172,6 +178,25 @@ async def test_workflow_stream_stop_calls_the_workflow_stop_endpoint(
     stop = server.requests[-1]
     assert stop.path == f"/v1/workflows/tasks/{TASK}/stop"
     assert stop.json() == {"user": "someone"}
+
+
+async def test_stopping_a_workflow_apps_run_followed_with_events(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    # workflows.events cannot know the app mode: a workflow app refuses the chat stop route
+    # with not_chat_app, and the run is stopped through the workflow route instead.
+    server.queue(
+        stream_reply("spec_workflow_streaming.txt", hold_open=True),
+        json_reply(NOT_CHAT_APP, status=400),
+        json_reply({"result": "success"}),
+    )
+    async with client.workflows.events(RUN) as stream:
+        await stream.__anext__()
+        await stream.stop()
+    assert [r.path for r in server.requests[1:]] == [
+        f"/v1/chat-messages/{TASK}/stop",
+        f"/v1/workflows/tasks/{TASK}/stop",
+    ]
 
 
 async def test_completion_send_and_stream_read_the_spec_examples(

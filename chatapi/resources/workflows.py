@@ -10,6 +10,7 @@ from typing import Any
 from .._app_streams import AsyncWorkflowStream
 from .._config import Timeout
 from .._convert import structure
+from ..errors import BadRequestError
 from ..models import Page, WorkflowLog, WorkflowRun, WorkflowRunResult
 from ..pagination import iter_numbered_pages, structure_page
 from ..streaming import AsyncChatStream
@@ -225,7 +226,7 @@ class AsyncWorkflows(AsyncResource):
         ``continue_on_pause`` it follows the run across pauses instead (the server keeps the
         connection open) and ends on ``workflow_finished``; set ``Timeout(stream_idle=None)``
         or a long limit when a person may take a while to fill in the form.
-        ``stream.stop()`` stops the run.
+        ``stream.stop()`` stops the run (of a Chatflow or a workflow app).
         """
         path = f"/workflow/{path_segment(workflow_run_id, 'workflow_run_id')}/events"
         _check_flag(include_state_snapshot, "include_state_snapshot")
@@ -243,7 +244,13 @@ class AsyncWorkflows(AsyncResource):
         chat = self._client.chat
 
         async def stop_run(task_id: str) -> None:
-            await chat.stop(task_id, user=user_id)
+            try:
+                await chat.stop(task_id, user=user_id)
+            except BadRequestError as error:
+                # The run belongs to a workflow app, whose runs stop through their own route.
+                if error.code != "not_chat_app":
+                    raise
+                await self.stop(task_id, user=user_id)
 
         return AsyncChatStream(
             lambda: http.open("GET", path, params=params, timeout=limits, stream=True),
