@@ -30,8 +30,9 @@ class AsyncWorkflowStream(AsyncChatStream):
 
     ``text_stream`` yields the ``text_chunk`` deltas, ``current_answer`` is the text so far
     (``text_replace`` applied), ``final_run()`` the same :class:`WorkflowRunResult` as
-    ``workflows.run``. A failed run raises :class:`StreamError`; a paused one ends cleanly
-    (``final_run().paused``) and can be followed with ``workflows.events``.
+    ``workflows.run``; ``final_message()`` the text as a chat-shaped answer
+    (``mode == "workflow"``). A failed run raises :class:`StreamError`; a paused one ends
+    cleanly (``final_run().paused``) and can be followed with ``workflows.events``.
     """
 
     async def __aenter__(self) -> AsyncWorkflowStream:
@@ -75,6 +76,10 @@ class AsyncWorkflowStream(AsyncChatStream):
         # No message_end follows in a workflow app: the run's own end is the stream's.
         if self._workflow_finished is not None:
             self._complete = True
+
+    def _completion(self) -> ChatCompletion:
+        # final_message() of a workflow run: its text as a chat-shaped answer.
+        return attrs.evolve(super()._completion(), mode="workflow")
 
     def _run_result(self) -> WorkflowRunResult:
         finished, paused = self._workflow_finished, self._paused

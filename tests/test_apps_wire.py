@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chatapi import AsyncChatClient, ChatClient, StreamError, Timeout
+from chatapi import AsyncChatClient, ChatClient, InternalServerError, StreamError, Timeout
 from chatapi.events import TextChunkEvent, WorkflowFinishedEvent
 
 from ._sync_server import ThreadedReplayServer
@@ -248,6 +248,35 @@ async def test_input_files_become_the_file_objects_of_the_spec(
              "url": "https://example.com/image.jpg"},
         ]
     }
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.workflows.run({"query": "q"}),
+        lambda c: c.completions.send({"query": "q"}),
+    ],
+    ids=["workflows.run", "completions.send"],
+)
+async def test_a_run_that_reached_the_server_is_never_sent_again(
+    server: ReplayServer, client: AsyncChatClient, call: Any
+) -> None:
+    server.queue(
+        json_reply({"code": "unknown", "message": "Bad gateway", "status": 502}, status=502),
+        json_reply(example("workflow_run_result")),
+    )
+    with pytest.raises(InternalServerError):
+        await call(client)
+    assert len(server.requests) == 1
+
+
+async def test_final_message_of_a_workflow_stream_is_its_text(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    server.queue(stream_reply("spec_workflow_streaming.txt"))
+    async with client.workflows.stream({}) as stream:
+        reply = await stream.final_message()
+    assert (reply.mode, reply.answer, reply.workflow_run_id) == ("workflow", "Bonjour", RUN)
 
 
 async def test_bad_inputs_are_refused_before_anything_is_sent(
