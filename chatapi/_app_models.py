@@ -22,7 +22,8 @@ class WorkflowRunData:
 
     ``status`` is ``succeeded``, ``failed``, ``stopped``, ``partial-succeeded`` or, for a
     run waiting at a Human Input node, ``paused``; then ``paused_nodes`` and ``reasons``
-    (the forms to submit, with their ``form_token``) say how to resume it.
+    (the forms to submit, with their ``form_token``) say how to resume it. ``created_by`` and
+    ``files`` come only from a streamed run's ``workflow_finished``.
     """
 
     id: str | None = None
@@ -36,6 +37,8 @@ class WorkflowRunData:
     created_at: int | None = None
     finished_at: int | None = None
     exceptions_count: int | None = None
+    created_by: dict[str, Any] | None = None
+    files: list[dict[str, Any]] = attrs.field(factory=list)
     paused_nodes: list[str] = attrs.field(factory=list)
     reasons: list[PauseReason] = attrs.field(factory=list)
 

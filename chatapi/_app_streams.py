@@ -97,6 +97,8 @@ class AsyncWorkflowStream(AsyncChatStream):
                 created_at=done.created_at,
                 finished_at=done.finished_at,
                 exceptions_count=done.exceptions_count,
+                created_by=done.created_by,
+                files=list(done.files),
             )
             raw = dict(finished.raw)
         elif paused is not None and paused.data is not None:

@@ -83,6 +83,7 @@ async def test_workflow_stream_sends_the_workflow_app_events(workflow_app: FakeC
     assert all(e.conversation_id is None for e in events)
     assert run.outputs == {"result": "Echo: Hi there"}
     assert run.task_id == stream.task_id and run.workflow_run_id == stream.workflow_run_id
+    assert run.data.created_by is not None and run.data.created_by["user"] == USER
 
 
 async def test_workflow_stop_ends_the_run_as_stopped(workflow_app: FakeChatServer) -> None:
