@@ -35,18 +35,21 @@ def text_of_inputs(inputs: dict[str, Any]) -> str:
     return json.dumps(inputs, sort_keys=True, ensure_ascii=False)
 
 
-def _message(owner: EndUser, inputs: dict[str, Any], files: list[AttachedFile]) -> Message:
-    # Dify keeps a message (in a hidden conversation) for completions; the fake keeps the
-    # pair off the conversation list, where neither app mode shows it.
+def _hidden_turn(
+    owner: EndUser, inputs: dict[str, Any], files: list[AttachedFile]
+) -> tuple[Conversation, Message]:
+    # A run keeps its inputs and text on a message of a conversation of its own (Dify keeps
+    # one for completions too); neither is stored, so no conversation list shows them.
     conversation = Conversation(
         owner=owner, name="", inputs=dict(inputs), introduction=INTRODUCTION
     )
-    return Message(
+    message = Message(
         conversation_id=conversation.id,
         query=text_of_inputs(inputs),
         inputs=dict(inputs),
         files=files,
     )
+    return conversation, message
 
 
 class WorkflowAppRun(ChatRun):
@@ -62,8 +65,7 @@ class WorkflowAppRun(ChatRun):
         files: list[AttachedFile],
         plan: RunPlan,
     ) -> None:
-        message = _message(owner, inputs, files)
-        conversation = Conversation(owner=owner, name="", inputs=dict(inputs), introduction="")
+        conversation, message = _hidden_turn(owner, inputs, files)
         super().__init__(
             ctx,
             owner=owner,
@@ -190,10 +192,9 @@ class CompletionRun(ChatRun):
         files: list[AttachedFile],
         plan: RunPlan,
     ) -> None:
-        message = _message(owner, inputs, files)
+        conversation, message = _hidden_turn(owner, inputs, files)
         if query:
             message.query = query
-        conversation = Conversation(owner=owner, name="", inputs=dict(inputs), introduction="")
         super().__init__(
             ctx,
             owner=owner,
