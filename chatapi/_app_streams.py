@@ -1,9 +1,10 @@
 """The streams of workflow and completion apps: the chat stream's engine, other closers.
 
 A workflow app (``POST /workflows/run``) sends its text as ``text_chunk`` events (rewritten
-by ``text_replace``) and no ``message_end``: its stream ends at once on ``workflow_finished``
-or ``workflow_paused``. A completion app (``POST /completion-messages``) streams like a chat
-app and ends on ``message_end``; only its answer has no conversation. Everything else (ids,
+by ``text_replace``; the chat stream reads both) and no ``message_end``: its stream ends at
+once on ``workflow_finished`` or ``workflow_paused``. A completion app
+(``POST /completion-messages``) streams like a chat app and ends on ``message_end``; only
+its answer has no conversation. Everything else (ids,
 timeouts, errors, stop, connection release) is :class:`~chatapi.streaming.AsyncChatStream`'s.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from .events import StreamEvent, TextChunkEvent, TextReplaceEvent
+from .events import StreamEvent
 from .models import ChatCompletion, WorkflowRunData, WorkflowRunResult
 from .streaming import AsyncChatStream
 
@@ -56,20 +57,6 @@ class AsyncWorkflowStream(AsyncChatStream):
         async for _ in self:
             pass
         return self._run_result()
-
-    def _text_of(self, event: StreamEvent) -> str | None:
-        if isinstance(event, TextChunkEvent) and event.data is not None:
-            return event.data.text or None
-        return None
-
-    def _accept_other(self, event: StreamEvent) -> None:
-        super()._accept_other(event)
-        if isinstance(event, TextChunkEvent):
-            if event.data is not None:
-                self._add_text(event.data.text)
-        elif isinstance(event, TextReplaceEvent):
-            self._answer_parts = [(event.data.text if event.data is not None else None) or ""]
-            self._answer_cache = None
 
     def _accept_closer(self, event: StreamEvent) -> None:
         super()._accept_closer(event)

@@ -48,6 +48,8 @@ from .events import (
     MessageReplaceEvent,
     PingEvent,
     StreamEvent,
+    TextChunkEvent,
+    TextReplaceEvent,
     WorkflowFinishedEvent,
     WorkflowPausedEvent,
     WorkflowStartedEvent,
@@ -223,6 +225,9 @@ class AsyncChatStream:
             return None if self._agent_mode else event.answer or None
         if isinstance(event, MessageFileEvent) and event.answer and not event.url:
             return event.answer
+        if isinstance(event, TextChunkEvent) and event.data is not None:
+            # Workflow apps stream their text this way (Chatflows never do).
+            return event.data.text or None
         return None
 
     async def final_message(self) -> ChatCompletion:
@@ -482,6 +487,12 @@ class AsyncChatStream:
                 self._add_text(event.answer)
         elif isinstance(event, MessageReplaceEvent):
             self._answer_parts = [event.answer or ""]
+            self._answer_cache = None
+        elif isinstance(event, TextChunkEvent):
+            if event.data is not None:
+                self._add_text(event.data.text)
+        elif isinstance(event, TextReplaceEvent):
+            self._answer_parts = [(event.data.text if event.data is not None else None) or ""]
             self._answer_cache = None
         elif isinstance(event, AgentThoughtEvent):
             self._agent_mode = True

@@ -134,6 +134,7 @@ async def test_workflow_pause_and_resume(workflow_app: FakeChatServer) -> None:
         async with client.workflows.events(paused.workflow_run_id) as resumed:  # type: ignore[arg-type]
             rest = [event async for event in resumed]
         detail = await client.workflows.get_run(paused.workflow_run_id)  # type: ignore[arg-type]
+    assert resumed.current_answer == resumed_text_of(rest)
     assert any(isinstance(e, HumanInputFormFilledEvent) for e in rest)
     assert not any(isinstance(e, (MessageEvent, MessageEndEvent)) for e in rest)
     resumed_text = "".join(
@@ -162,6 +163,23 @@ async def test_files_as_workflow_inputs(workflow_app: FakeChatServer) -> None:
     assert body["files"] == [
         {"type": "image", "transfer_method": "remote_url", "url": "https://example.com/a.png"}
     ]
+
+
+def resumed_text_of(events: list[Any]) -> str:
+    return "".join(e.data.text or "" for e in events if isinstance(e, TextChunkEvent) and e.data)
+
+
+async def test_events_of_a_workflow_app_run_have_its_text(workflow_app: FakeChatServer) -> None:
+    # workflows.events returns the chat stream, which also reads text_chunk deltas.
+    workflow_app.script.pause_for_input()
+    async with client_of(workflow_app) as client:
+        paused = await client.workflows.run({"query": "Review me"})
+        token = paused.data.reasons[0].form_token
+        assert token is not None
+        await client.human_input.submit(token, inputs={"decision": "no"}, action="reject")
+        async with client.workflows.events(paused.workflow_run_id) as stream:  # type: ignore[arg-type]
+            texts = [text async for text in stream.text_stream]
+    assert "".join(texts) == stream.current_answer == "\nReject: comment=looks good decision=no"
 
 
 # -- completion apps -----------------------------------------------------------------------------
