@@ -104,6 +104,27 @@ async def test_workflow_stop_ends_the_run_as_stopped(workflow_app: FakeChatServe
     assert result.status == "stopped"
 
 
+async def test_a_stop_reported_as_failure_ends_the_stopping_clients_stream_cleanly(
+    workflow_app: FakeChatServer,
+) -> None:
+    workflow_app.script.chunk_delay = 30
+    workflow_app.script.stop_as_failure()
+    async with client_of(workflow_app) as client:
+
+        async def run() -> Any:
+            async with client.workflows.stream({"query": "q"}) as stream:
+                async for event in stream:
+                    if isinstance(event, NodeStartedEvent) and event.data and (
+                        event.data.node_type == "llm"
+                    ):
+                        await client.workflows.stop(stream.task_id)  # type: ignore[arg-type]
+            return stream, await stream.final_run()
+
+        stream, result = await asyncio.wait_for(run(), GUARD)
+    assert stream.stopped
+    assert (result.status, result.error) == ("failed", "Aborted: User requested stop")
+
+
 async def test_an_error_event_of_a_workflow_run_raises(workflow_app: FakeChatServer) -> None:
     workflow_app.script.error_event(after=3, code="completion_request_error", message="boom")
     async with client_of(workflow_app) as client, client.workflows.stream({"query": "q"}) as stream:

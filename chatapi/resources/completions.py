@@ -12,7 +12,7 @@ from ..models import ChatCompletion
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, path_segment
 from ._inputs import app_request_body
-from .chat import FileArgument
+from .chat import FileArgument, stop_task
 
 __all__ = ["AsyncCompletions"]
 
@@ -87,14 +87,14 @@ class AsyncCompletions(AsyncResource):
             include_pings=include_pings,
             max_event_size=self._client.max_event_size,
             description="POST /completion-messages",
+            registry=self._client._streams,
         )
 
     async def stop(
         self, task_id: str, *, user: str | None = None, timeout: Timeout | float | None = None
     ) -> None:
         """Stop a streaming completion by its ``task_id``; ``user`` must be the one that
-        started it (Dify ignores a stop from another user and still answers success)."""
+        started it (Dify ignores a stop from another user and still answers success). A
+        stream of this client reading it ends cleanly, with ``stream.stopped`` set."""
         path = f"/completion-messages/{path_segment(task_id, 'task_id')}/stop"
-        await self._http.request_json(
-            "POST", path, json={"user": self._user(user)}, timeout=self._timeout(timeout)
-        )
+        await stop_task(self, path, task_id, user=user, timeout=timeout)

@@ -16,7 +16,7 @@ from ..pagination import iter_numbered_pages, structure_page
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, check_positive_int, check_str, path_segment, query_params
 from ._inputs import app_request_body
-from .chat import FileArgument
+from .chat import FileArgument, stop_task
 
 __all__ = ["AsyncWorkflows"]
 
@@ -110,6 +110,7 @@ class AsyncWorkflows(AsyncResource):
             include_pings=include_pings,
             max_event_size=self._client.max_event_size,
             description=f"POST {path}",
+            registry=self._client._streams,
         )
 
     async def stop(
@@ -117,12 +118,11 @@ class AsyncWorkflows(AsyncResource):
     ) -> None:
         """Stop a streaming workflow run by its ``task_id`` (workflow apps).
 
+        A stream of this client reading that run ends cleanly, with ``stream.stopped`` set.
         Dify answers success even for an unknown or finished task.
         """
         path = f"/workflows/tasks/{path_segment(task_id, 'task_id')}/stop"
-        await self._http.request_json(
-            "POST", path, json={"user": self._user(user)}, timeout=self._timeout(timeout)
-        )
+        await stop_task(self, path, task_id, user=user, timeout=timeout)
 
     async def get_run(
         self, workflow_run_id: str, *, timeout: Timeout | float | None = None
@@ -146,6 +146,8 @@ class AsyncWorkflows(AsyncResource):
         timeout: Timeout | float | None = None,
     ) -> Page[WorkflowLog]:
         """One page of the workflow logs, newest first, filtered by the arguments given.
+
+        Always empty for Chatflow apps: Dify writes these rows for workflow-mode apps only.
 
         ``status`` is ``succeeded``, ``failed`` or ``stopped``; the dates (datetimes or
         ISO 8601 text) go out as Dify's ``created_at__before`` / ``created_at__after``;
@@ -188,7 +190,10 @@ class AsyncWorkflows(AsyncResource):
         page_size: int = 100,
         timeout: Timeout | float | None = None,
     ) -> AsyncIterator[WorkflowLog]:
-        """Every log entry matching the filters, newest first, fetching pages as needed."""
+        """Every log entry matching the filters, newest first, fetching pages as needed.
+
+        Always empty for Chatflow apps: Dify writes these rows for workflow-mode apps only.
+        """
 
         async def fetch(page: int) -> Page[WorkflowLog]:
             return await self.logs(
@@ -260,4 +265,5 @@ class AsyncWorkflows(AsyncResource):
             max_event_size=self._client.max_event_size,
             end_on_pause=not continue_on_pause,
             description=f"GET {path}",
+            registry=self._client._streams,
         )

@@ -142,6 +142,11 @@ class WorkflowAppRun(ChatRun):
         run.total_tokens = usage["total_tokens"]
         run.total_steps = 2
         if stopped:
+            if self.plan.stop_as_failure:
+                run.finish("failed", outputs={}, error="Aborted: User requested stop")
+                await self.emit(self._workflow_finished())
+                run.status = "stopped"
+                return
             run.finish("stopped", outputs={})
             await self.emit(self._workflow_finished())
             return
