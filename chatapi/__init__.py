@@ -17,6 +17,7 @@ from ._logging import setup_from_env as _setup_logging_from_env
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._app_streams import AsyncWorkflowStream
     from ._config import Timeout
     from ._response import RawResponse, ResponseInfo
     from .client import AsyncChatClient
@@ -43,9 +44,9 @@ if TYPE_CHECKING:
         UnsupportedMediaTypeError,
     )
     from .events import StreamEvent
-    from .models import ChatCompletion, InputFile, Page
+    from .models import ChatCompletion, InputFile, Page, WorkflowRunResult
     from .streaming import AsyncChatStream
-    from .sync import ChatClient, ChatStream
+    from .sync import ChatClient, ChatStream, WorkflowStream
 
 # Where each public name lives (the module is imported when the name is first asked for).
 _LOCATIONS = {
@@ -83,8 +84,11 @@ _LOCATIONS = {
     "InputFile": ".models",
     "Page": ".models",
     "AsyncChatStream": ".streaming",
+    "AsyncWorkflowStream": "._app_streams",
+    "WorkflowRunResult": ".models",
     "ChatClient": ".sync",
     "ChatStream": ".sync",
+    "WorkflowStream": ".sync",
 }
 # Submodules reachable as attributes (``chatapi.errors``) without importing them first.
 _SUBMODULES = frozenset({"errors", "events", "models", "sse", "testing", "cli"})
@@ -97,6 +101,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatClient",
     "AsyncChatStream",
+    "AsyncWorkflowStream",
     "AuthenticationError",
     "BadRequestError",
     "ChatAPIError",
@@ -122,6 +127,8 @@ __all__ = [
     "StreamIdleTimeoutError",
     "Timeout",
     "UnsupportedMediaTypeError",
+    "WorkflowRunResult",
+    "WorkflowStream",
     "__version__",
 ]
 

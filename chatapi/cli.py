@@ -149,7 +149,7 @@ def add_fake_server(commands: Commands) -> None:
     serve.add_argument(
         "--mode",
         default="advanced-chat",
-        choices=("advanced-chat", "chat", "agent-chat"),
+        choices=("advanced-chat", "chat", "agent-chat", "workflow", "completion"),
         help="the app mode to play",
     )
     serve.add_argument(
@@ -179,11 +179,13 @@ class Subcommand(NamedTuple):
 
 CHAT_HELP = "ask a question and stream the answer (no question: a conversation)"
 FAKE_SERVER_HELP = "serve the fake Dify API until interrupted"
+RUN_HELP = "run a workflow app (or a completion app) with inputs and stream its output"
 
 # The subcommands, in the order of ``chatapi --help``.
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("chat", CHAT_HELP, add_chat),
     Subcommand("fake-server", FAKE_SERVER_HELP, add_fake_server),
+    Subcommand("run", RUN_HELP, "chatapi.cli_run:add_run_command"),
 ]
 
 

@@ -52,6 +52,8 @@ __all__ = [
     "WorkflowLog",
     "WorkflowPausedData",
     "WorkflowRun",
+    "WorkflowRunData",
+    "WorkflowRunResult",
     "WorkflowRunSummary",
 ]
 
@@ -696,3 +698,8 @@ class HumanInputForm:
     user_actions: list[FormAction] = attrs.field(factory=list)
     expiration_time: int | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# -- workflow apps (their own module, re-exported here: it needs PauseReason from above) -----
+
+from ._app_models import WorkflowRunData, WorkflowRunResult  # noqa: E402

@@ -29,6 +29,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import aiohttp
 
+from ._app_streams import AsyncWorkflowStream
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
 from ._feed import CUT_OFF, END, EventFeed
@@ -37,12 +38,13 @@ from ._raw import SyncRawResponses, sync_raw
 from .client import AsyncChatClient
 from .errors import ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
-from .models import ChatCompletion
+from .models import ChatCompletion, WorkflowRunResult
 from .resources import (
     AsyncAnnotations,
     AsyncApp,
     AsyncAudio,
     AsyncChat,
+    AsyncCompletions,
     AsyncConversations,
     AsyncEndUsers,
     AsyncFeedbacks,
@@ -61,12 +63,14 @@ __all__ = [
     "Chat",
     "ChatClient",
     "ChatStream",
+    "Completions",
     "Conversations",
     "EndUsers",
     "Feedbacks",
     "Files",
     "HumanInput",
     "Messages",
+    "WorkflowStream",
     "Workflows",
 ]
 
@@ -362,6 +366,60 @@ def bridge_stream(
     return SyncMethod(fn, _open_stream, "ChatStream", adapt_result=_wrap_stream)
 
 
+class WorkflowStream(ChatStream):
+    """The events of one workflow app run, for sync code: the twin of
+    :class:`AsyncWorkflowStream` (``text_stream`` over ``text_chunk``, ``final_run()``)."""
+
+    def __init__(self, stream: AsyncWorkflowStream, loop: LoopThread) -> None:
+        super().__init__(stream, loop)
+        self._workflow_stream = stream
+
+    def __enter__(self) -> WorkflowStream:
+        super().__enter__()
+        return self
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The run's output variables once ``workflow_finished`` has arrived, else empty."""
+        return self._workflow_stream.outputs
+
+    def final_run(self) -> WorkflowRunResult:
+        """Read the rest of the stream and return the run's result, as ``workflows.run``
+        would."""
+        for _ in self:
+            pass
+        return self._workflow_stream._run_result()
+
+    def __repr__(self) -> str:
+        return repr(self._stream).replace("<AsyncWorkflowStream", "<WorkflowStream", 1)
+
+
+def _open_workflow_stream(
+    loop: LoopThread, make: Callable[[], AsyncWorkflowStream]
+) -> WorkflowStream:
+    return WorkflowStream(loop.call(make), loop)
+
+
+def _wrap_workflow_stream(loop: LoopThread, stream: AsyncWorkflowStream) -> WorkflowStream:
+    return WorkflowStream(stream, loop)
+
+
+def bridge_workflow_stream(
+    fn: Callable[Concatenate[Any, P], AsyncWorkflowStream],
+) -> SyncMethod[P, WorkflowStream]:
+    """The sync twin of a resource method returning an :class:`AsyncWorkflowStream`."""
+    if getattr(fn, "__annotations__", {}).get("return") not in (
+        "AsyncWorkflowStream",
+        AsyncWorkflowStream,
+    ):
+        raise TypeError(
+            f"bridge_workflow_stream() takes a method returning AsyncWorkflowStream, not {fn!r}"
+        )
+    return SyncMethod(
+        fn, _open_workflow_stream, "WorkflowStream", adapt_result=_wrap_workflow_stream
+    )
+
+
 # -- the resources: one line per async method (docstrings come from the async classes) --
 
 
@@ -524,6 +582,9 @@ class FeedbacksRaw(SyncRawResponses):
 
 
 class Workflows(SyncResource[AsyncWorkflows]):
+    run = bridge(AsyncWorkflows.run)
+    stream = bridge_workflow_stream(AsyncWorkflows.stream)
+    stop = bridge(AsyncWorkflows.stop)
     get_run = bridge(AsyncWorkflows.get_run)
     logs = bridge(AsyncWorkflows.logs)
     iter_logs = bridge_iter(AsyncWorkflows.iter_logs)
@@ -539,6 +600,9 @@ class WorkflowsRaw(SyncRawResponses):
     events = sync_raw(Workflows.events)
     get_run = sync_raw(Workflows.get_run)
     logs = sync_raw(Workflows.logs)
+    run = sync_raw(Workflows.run)
+    stop = sync_raw(Workflows.stop)
+    stream = sync_raw(Workflows.stream)
 
 
 class HumanInput(SyncResource[AsyncHumanInput]):
@@ -554,6 +618,23 @@ class HumanInput(SyncResource[AsyncHumanInput]):
 class HumanInputRaw(SyncRawResponses):
     get = sync_raw(HumanInput.get)
     submit = sync_raw(HumanInput.submit)
+
+
+class Completions(SyncResource[AsyncCompletions]):
+    send = bridge(AsyncCompletions.send)
+    stream = bridge_stream(AsyncCompletions.stream)
+    stop = bridge(AsyncCompletions.stop)
+
+    @property
+    def with_raw_response(self) -> CompletionsRaw:
+        """The same methods, each returning a :class:`~chatapi.RawResponse`."""
+        return CompletionsRaw(self)
+
+
+class CompletionsRaw(SyncRawResponses):
+    send = sync_raw(Completions.send)
+    stop = sync_raw(Completions.stop)
+    stream = sync_raw(Completions.stream)
 
 
 class ChatClient:
@@ -580,6 +661,7 @@ class ChatClient:
     feedbacks: Feedbacks
     workflows: Workflows
     human_input: HumanInput
+    completions: Completions
 
     def __init__(
         self,
@@ -629,6 +711,7 @@ class ChatClient:
         self.feedbacks = Feedbacks(client.feedbacks, loop)
         self.workflows = Workflows(client.workflows, loop)
         self.human_input = HumanInput(client.human_input, loop)
+        self.completions = Completions(client.completions, loop)
 
     @property
     def base_url(self) -> str:

@@ -19,6 +19,7 @@ from ..client import AsyncChatClient
 from ..errors import (
     APIConnectionError,
     APIProtocolError,
+    BadRequestError,
     ChatAPIError,
     ConfigurationError,
     IncompleteStreamError,
@@ -280,6 +281,11 @@ def _progress_line(event: StreamEvent) -> str | None:
 
 def _describe(error: ChatAPIError) -> str:
     """The one-line message of a failure."""
+    if isinstance(error, BadRequestError) and error.code == "not_chat_app":
+        return (
+            "this API key belongs to a workflow or completion app, not a chat app: "
+            "use `chatapi run --input NAME=VALUE` instead"
+        )
     if isinstance(error, StreamError):
         return f"the run failed: {error}"
     if isinstance(error, IncompleteStreamError):
