@@ -6,6 +6,7 @@ Everything a user needs is importable from here; submodules named in the docs
 
 from ._config import Timeout
 from ._logging import setup_from_env as _setup_logging_from_env
+from ._timings import StreamTimings
 from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamIdleTimeoutError",
+    "StreamTimings",
     "Timeout",
     "UnsupportedMediaTypeError",
     "__version__",

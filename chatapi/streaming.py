@@ -21,6 +21,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from itertools import islice
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,7 @@ import aiohttp
 
 from ._config import Timeout
 from ._http import translate_transport_error
+from ._timings import StreamTimings
 from .errors import (
     APITimeoutError,
     ChatAPIError,
@@ -95,6 +97,8 @@ class AsyncChatStream:
 
     ``task_id``, ``conversation_id``, ``message_id`` and ``workflow_run_id`` are known from
     the first event that carries them; ``current_answer`` is the answer so far.
+    :attr:`timings` records when the request went out, when the first byte, event and answer
+    delta arrived, each delta's arrival, and how the stream ended.
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class AsyncChatStream:
         self._clock: Callable[[], float] = time.monotonic
         self._opened_at = 0.0
         self._event_count = 0
+        self._timings = StreamTimings()
         # The exception that ended the stream: raised again by any later read, so that a
         # cut-off answer never passes for a complete one.
         self._failure: BaseException | None = None
@@ -164,10 +169,20 @@ class AsyncChatStream:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def timings(self) -> StreamTimings:
+        """When the request went out, the first byte, event and delta arrived, each delta's
+        arrival, and how the stream ended (recorded on the loop thread as data arrives)."""
+        return self._timings
+
     # -- context manager and iteration ----------------------------------------------------
 
     async def __aenter__(self) -> AsyncChatStream:
-        await self._open()
+        try:
+            await self._open()
+        except BaseException as exc:
+            self._timings.finish("error", self._clock(), exc)
+            raise
         return self
 
     async def __aexit__(
@@ -241,6 +256,8 @@ class AsyncChatStream:
 
         Before the first event the task id is unknown: the connection is only closed.
         """
+        if not self._complete:
+            self._timings.finish("stopped", self._clock())
         try:
             if self._stopper is not None and self.task_id is not None and not self._complete:
                 await self._stopper(self.task_id)
@@ -256,6 +273,7 @@ class AsyncChatStream:
         self._closed = True
         self._pending.clear()
         self._close_response()
+        self._timings.finish("closed", self._clock())
 
     async def _next_batch(self, max_events: int) -> list[StreamEvent]:
         """Take up to ``max_events`` queued events, reading the body only when none is queued.
@@ -300,14 +318,16 @@ class AsyncChatStream:
                     **self._state(),
                 )
             )
+            self._timings.finish("error", self._clock(), self._failure)
 
     async def _open(self) -> None:
         if self._opened:
             return
         self._opened = True
         self._clock = asyncio.get_running_loop().time
-        self._opened_at = self._clock()
+        self._opened_at = self._timings.sent = self._clock()
         response = await self._opener()
+        self._timings.headers = self._clock()
         self._response = response
         content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if content_type != "text/event-stream":
@@ -382,10 +402,18 @@ class AsyncChatStream:
                 self._complete = True
                 return
             raise self._transport_failure(exc) from exc
+        now = self._clock()
+        timings = self._timings
+        if timings.first_byte is None:
+            timings.first_byte = now
         # Most chunks of a stream read in small pieces complete no event.
         blocks = self._decoder.feed_data(chunk)
-        if blocks and self._queue(blocks) and self._idle_deadline is not None:
-            self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
+        if blocks:
+            queued = len(self._pending)
+            if self._queue(blocks):
+                timings.on_events(islice(self._pending, queued, None), now)
+                if self._idle_deadline is not None:
+                    self._idle_deadline = now + self._timeout.stream_idle  # type: ignore[operator]
 
     def _on_deadline(self) -> None:
         if self._grace_deadline is not None and self._clock() >= self._grace_deadline - 1e-3:
@@ -563,6 +591,7 @@ class AsyncChatStream:
             self._fail(error)
             raise error
         self._closed = True
+        self._timings.finish("paused" if self._paused is not None else "completed", self._clock())
 
     def _state(self) -> dict[str, Any]:
         return {

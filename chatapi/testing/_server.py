@@ -15,6 +15,7 @@ from aiohttp import web
 from ._api import ResourceEndpoints, file_response
 from ._chat import ChatEndpoints
 from ._context import CHAT_MODES, SERVER_VERSION, Context, ReceivedRequest
+from ._load import LoadSettings, LoadState, StreamCounts
 from ._script import HTTPFault, Responder, Script
 from ._wire import NOT_FOUND_MESSAGE, UUID_PATTERN, FakeAPIError, json_response
 
@@ -52,7 +53,8 @@ class FakeChatServer:
     events are sent: ``"advanced-chat"`` (Chatflow), ``"chat"`` or ``"agent-chat"``.
     ``ping_interval`` is the seconds of silence after which a stream gets ``event: ping``.
     ``replies``, ``tokens_per_chunk`` and ``chunk_delay`` set up :attr:`script`, which also
-    injects faults.
+    injects faults. ``load`` (:class:`~chatapi.testing.LoadSettings`) makes it a load target;
+    :meth:`stream_counts` says how many streams it started and completed.
 
     Use ``async with`` (or :meth:`start` / :meth:`stop`) inside an event loop, or
     :meth:`running_in_thread` from synchronous code.
@@ -70,6 +72,7 @@ class FakeChatServer:
         tokens_per_chunk: int = 1,
         chunk_delay: float = 0.0,
         app_name: str = "Fake Chat App",
+        load: LoadSettings | None = None,
     ) -> None:
         if mode not in CHAT_MODES:
             raise ValueError(f"mode must be one of {', '.join(CHAT_MODES)}; got {mode!r}")
@@ -91,7 +94,11 @@ class FakeChatServer:
             replies=replies, tokens_per_chunk=tokens_per_chunk, chunk_delay=chunk_delay
         )
         self._ctx = Context(
-            mode=mode, ping_interval=float(ping_interval), script=self.script, app_name=app_name
+            mode=mode,
+            ping_interval=float(ping_interval),
+            script=self.script,
+            app_name=app_name,
+            load=LoadState(load),
         )
         self._runner: web.AppRunner | None = None
 
@@ -132,6 +139,10 @@ class FakeChatServer:
     def requests(self) -> list[ReceivedRequest]:
         """The API requests received so far, oldest first (method, path, query, JSON)."""
         return list(self._ctx.requests)
+
+    def stream_counts(self) -> StreamCounts:
+        """Streamed chat runs started, completed and failed so far (from any thread)."""
+        return self._ctx.load.counts()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -223,7 +234,8 @@ class FakeChatServer:
         path = request.path[len(_PREFIX) :] if request.path.startswith(_PREFIX) else None
         try:
             if path is not None and path not in ("", "/"):
-                await self._record(request, path)
+                if not self._ctx.load.enabled:
+                    await self._record(request, path)
                 self._authenticate(request)
                 fault = self.script.take_http_fault(request.method, path)
                 if fault is not None:

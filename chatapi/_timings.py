@@ -1,0 +1,152 @@
+"""Per-stream timings: when a streamed run's milestones happened, for load tools and logs.
+
+Every :class:`~chatapi.streaming.AsyncChatStream` fills one :class:`StreamTimings` as it
+goes, so any runner (``chatapi load``, ``chatapi.locust``, your own) gets time to first
+token, inter-token gaps and end-to-end time without wrapping the stream.
+
+The cost has to stay inside the benchmarks' noise, because it is always on: the stream reads
+the clock once per network chunk (it needs that reading for its idle deadline anyway) and
+writes it into preallocated slots. The arrival time of each answer delta goes into an
+``array('d')``: 8 bytes per delta and no Python object per delta, which is what inter-token
+gaps need (a running mean cannot give their percentiles). The array stops growing after
+:data:`MAX_DELTA_TIMES` entries, so an endless answer cannot grow memory without bound;
+``delta_count`` keeps counting.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+
+from .events import AgentMessageEvent, MessageEvent, MessageFileEvent, PingEvent, StreamEvent
+
+__all__ = ["MAX_DELTA_TIMES", "StreamTimings"]
+
+# 64 Ki deltas (512 KiB): far beyond any LLM answer; the bound only guards endless streams.
+MAX_DELTA_TIMES = 65_536
+
+_MESSAGE = MessageEvent
+_AGENT_MESSAGE = AgentMessageEvent
+_PING = PingEvent
+
+
+class StreamTimings:
+    """Milestones of one streamed run, in seconds of the event loop's monotonic clock.
+
+    ``sent``: the request went out; ``headers``: the response headers arrived; ``first_byte``:
+    the first chunk of the body; ``first_event``: the first event other than a ping;
+    ``first_text``: the first answer delta; ``end``: the stream ended. A milestone not reached
+    is ``None``. ``delta_times`` holds the arrival time of each answer delta (a chunk's
+    events share its arrival time). ``outcome`` says how the stream ended: ``"completed"``,
+    ``"paused"`` (a Human Input node), ``"stopped"`` (``stop()``), ``"closed"`` (left before
+    the end) or ``"error"``, with the exception's class name in ``error_type``.
+
+    The properties give the usual load-test metrics: :attr:`ttft`,
+    :attr:`time_to_first_event`, :attr:`total` and :meth:`inter_token_gaps`.
+    """
+
+    __slots__ = (
+        "_agent",
+        "answer_chars",
+        "delta_count",
+        "delta_times",
+        "end",
+        "error_type",
+        "events",
+        "first_byte",
+        "first_event",
+        "first_text",
+        "headers",
+        "outcome",
+        "sent",
+    )
+
+    def __init__(self) -> None:
+        self.sent: float | None = None
+        self.headers: float | None = None
+        self.first_byte: float | None = None
+        self.first_event: float | None = None
+        self.first_text: float | None = None
+        self.end: float | None = None
+        self.delta_times = array("d")
+        self.delta_count = 0
+        self.answer_chars = 0
+        self.events = 0
+        self.outcome: str | None = None
+        self.error_type: str | None = None
+        # Agent apps close their agent_message deltas with a message event repeating the
+        # whole answer; that one is not a delta.
+        self._agent = False
+
+    # -- fed by the stream ------------------------------------------------------------------
+
+    def on_events(self, events: Iterable[StreamEvent], arrived: float) -> None:
+        """Count the events one chunk completed (pings excluded) and time the deltas."""
+        if self.first_event is None:
+            self.first_event = arrived
+        times = self.delta_times
+        for event in events:
+            cls = type(event)
+            if cls is _PING:
+                continue
+            self.events += 1
+            if cls is _MESSAGE:
+                if self._agent:
+                    continue
+            elif cls is _AGENT_MESSAGE:
+                self._agent = True
+            elif not (cls is MessageFileEvent and event.answer and not event.url):  # type: ignore[attr-defined]
+                continue
+            text = event.answer  # type: ignore[attr-defined]
+            if not text:
+                continue
+            if self.first_text is None:
+                self.first_text = arrived
+            self.answer_chars += len(text)
+            self.delta_count += 1
+            if len(times) < MAX_DELTA_TIMES:
+                times.append(arrived)
+
+    def finish(self, outcome: str, at: float, error: BaseException | None = None) -> None:
+        """Record how and when the stream ended; the first call wins."""
+        if self.end is not None:
+            return
+        self.end = at
+        self.outcome = outcome
+        self.error_type = type(error).__name__ if error is not None else None
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    @property
+    def ttft(self) -> float | None:
+        """Time to first token: from sending the request to the first answer delta."""
+        return _between(self.sent, self.first_text)
+
+    @property
+    def time_to_first_event(self) -> float | None:
+        """From sending the request to the first event other than a ping."""
+        return _between(self.sent, self.first_event)
+
+    @property
+    def total(self) -> float | None:
+        """From sending the request to the end of the stream."""
+        return _between(self.sent, self.end)
+
+    def inter_token_gaps(self) -> array[float]:
+        """The gaps between consecutive answer deltas, in seconds (deltas that came in one
+        chunk have a gap of 0)."""
+        times = self.delta_times
+        return array("d", (times[i] - times[i - 1] for i in range(1, len(times))))
+
+    def __repr__(self) -> str:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1e3:.1f}ms"
+
+        return (
+            f"<StreamTimings {self.outcome or 'open'} ttft={ms(self.ttft)} "
+            f"total={ms(self.total)} deltas={self.delta_count} events={self.events}>"
+        )
+
+
+def _between(start: float | None, stop: float | None) -> float | None:
+    return None if start is None or stop is None else stop - start
