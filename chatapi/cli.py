@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import attrs
 import orjson
 
 from ._config import ENV_API_KEY, ENV_USER
@@ -48,6 +49,7 @@ from .events import (
     WorkflowPausedEvent,
     WorkflowStartedEvent,
 )
+from .load._cli import add_fake_server_options, add_load_parser, fake_server_settings
 from .models import ChatCompletion, InputFile
 from .testing import FakeChatServer
 
@@ -210,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ping-interval", type=float, default=10.0, help="seconds of silence between pings"
     )
+    add_fake_server_options(serve)
     serve.set_defaults(run=_serve_command)
+    add_load_parser(commands)
     return parser
 
 
@@ -510,11 +514,17 @@ def _serve_command(args: argparse.Namespace) -> int:
             mode=args.mode,
             chunk_delay=args.chunk_delay,
             ping_interval=args.ping_interval,
+            load=(load := fake_server_settings(args)),
         )
     except (TypeError, ValueError) as error:
         sys.stderr.write(f"chatapi: error: {error}\n")
         return EXIT_USAGE
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # A load target would spend its time logging every request.
+    logging.basicConfig(
+        level=logging.INFO if load is None else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     loop = asyncio.new_event_loop()
     try:
         return _run(loop, _serve(server, any_key=not args.api_keys))
@@ -524,6 +534,10 @@ def _serve_command(args: argparse.Namespace) -> int:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+            if load is not None:
+                counts = attrs.asdict(server.stream_counts())
+                sys.stdout.write(orjson.dumps({"stream_counts": counts}).decode() + "\n")
+                sys.stdout.flush()
 
 
 async def _serve(server: FakeChatServer, *, any_key: bool) -> int:
