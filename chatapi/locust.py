@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -49,7 +50,10 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 from ._timings import StreamTimings
 from .client import AsyncChatClient
 from .errors import ConfigurationError
+from .events import MessageEvent
 from .load import LoadQuery
+from .load._stats import percentile
+from .testing._load import SENT_AT_FIELD as SENT_AT
 
 __all__ = ["ChatUser"]
 
@@ -151,13 +155,15 @@ def _failure(error: BaseException) -> _Failure:
 class _Engine:
     """The asyncio side of one worker process, and the greenlet that reports to Locust."""
 
-    def __init__(self, environment: Environment, base_url: str | None) -> None:
+    def __init__(self, environment: Environment, base_url: str | None, measure: bool) -> None:
         self.environment = environment
         self.base_url = base_url
         self.finished: deque[_Job] = deque()
         self.tasks: dict[_Job, asyncio.Task[None]] = {}
         self.completed = self.failed = self.cancelled = 0
         self.client: AsyncChatClient | None = None
+        # Latency this process adds to each answer delta, against the fake server's stamps.
+        self.added_latency: array[float] | None = array("d") if measure else None
         self.session: aiohttp.ClientSession | None = None
         self.loop = asyncio.SelectorEventLoop(_Selector())
         self._stopped = _allocate_lock()
@@ -200,7 +206,18 @@ class _Engine:
                 job.query, inputs=job.inputs, user=job.user, conversation_id=job.conversation_id
             )
             async with stream:
-                await stream.until_done()
+                if self.added_latency is None:
+                    await stream.until_done()
+                else:
+                    stamps = [
+                        event.raw[SENT_AT]
+                        async for event in stream
+                        if type(event) is MessageEvent and SENT_AT in event.raw
+                    ]
+                    arrivals = stream.timings.delta_times
+                    self.added_latency.extend(
+                        arrived - sent for arrived, sent in zip(arrivals, stamps, strict=False)
+                    )
             job.conversation_id = stream.conversation_id
         except asyncio.CancelledError:
             job.cancelled = True
@@ -274,10 +291,10 @@ _engine: _Engine | None = None
 _environment: Environment | None = None
 
 
-def _engine_for(environment: Environment, base_url: str | None) -> _Engine:
+def _engine_for(environment: Environment, base_url: str | None, measure: bool) -> _Engine:
     global _engine
     if _engine is None:
-        _engine = _Engine(environment, base_url)
+        _engine = _Engine(environment, base_url, measure)
     return _engine
 
 
@@ -291,6 +308,17 @@ def _on_test_stop(environment: Environment, **kwargs: Any) -> None:
             _engine.failed,
             _engine.cancelled,
         )
+        added = _engine.added_latency
+        if added:
+            ordered = sorted(added)
+            log.info(
+                "chatapi.locust: added latency over %d deltas: p50 %.1f ms, p95 %.1f ms, "
+                "max %.1f ms",
+                len(ordered),
+                percentile(ordered, 50) * 1e3,
+                percentile(ordered, 95) * 1e3,
+                ordered[-1] * 1e3,
+            )
 
 
 def _on_quitting(environment: Environment, **kwargs: Any) -> None:
@@ -337,6 +365,8 @@ class ChatUser(User):
     (inputs and follow-up turns). ``inputs`` applies to the plain strings. The base URL is
     Locust's ``--host`` (else ``DIFY_BASE_URL``); the key comes from ``DIFY_API_KEY``. Each
     user is its own end user (``user_prefix`` and a number) and its own conversation.
+    ``measure_added_latency``: against a fake server with ``--stamp-send-times``, log at the
+    end of the test the latency this worker added to the answer deltas (p50/p95/max).
     """
 
     abstract = True
@@ -344,6 +374,7 @@ class ChatUser(User):
     queries: ClassVar[Sequence[str | LoadQuery]] = ()
     inputs: ClassVar[Mapping[str, Any]] = {}
     user_prefix: ClassVar[str] = "locust"
+    measure_added_latency: ClassVar[bool] = False
     _count: ClassVar[int] = 0
 
     def __init__(self, environment: Environment) -> None:
@@ -358,7 +389,9 @@ class ChatUser(User):
         self._number = ChatUser._count
         self._user_id = f"{self.user_prefix}-{self._number}"
         self._next = self._number % len(self._plays)
-        self._engine = _engine_for(environment, self.host or None)
+        self._engine = _engine_for(
+            environment, self.host or None, self.measure_added_latency
+        )
 
     @task
     def chat(self) -> None:

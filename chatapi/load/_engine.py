@@ -24,6 +24,7 @@ from .._config import Timeout
 from ..client import AsyncChatClient
 from ..errors import ChatAPIError
 from ..events import MessageEvent
+from ..testing._load import SENT_AT_FIELD as _SENT_AT
 from ._config import LoadConfig, LoadQuery
 from ._stats import LoadReport, Samples
 
@@ -32,7 +33,6 @@ __all__ = ["LoadError", "ProgressSnapshot", "arun_load", "run_load"]
 TICK = 1.0
 # Spawned processes import chatapi first; a run waits for all of them before it starts.
 _READY_TIMEOUT = 120.0
-_SENT_AT = "sent_at"
 
 
 class LoadError(ChatAPIError):
