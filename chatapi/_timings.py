@@ -16,7 +16,9 @@ gaps need (a running mean cannot give their percentiles). The array stops growin
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from collections.abc import Iterable
+from itertools import islice, repeat
 
 from .events import AgentMessageEvent, MessageEvent, MessageFileEvent, PingEvent, StreamEvent
 
@@ -28,6 +30,7 @@ MAX_DELTA_TIMES = 65_536
 _MESSAGE = MessageEvent
 _AGENT_MESSAGE = AgentMessageEvent
 _PING = PingEvent
+_MESSAGE_FILE = MessageFileEvent
 
 
 class StreamTimings:
@@ -80,32 +83,71 @@ class StreamTimings:
 
     # -- fed by the stream ------------------------------------------------------------------
 
-    def on_events(self, events: Iterable[StreamEvent], arrived: float) -> None:
-        """Count the events one chunk completed (pings excluded) and time the deltas."""
+    def on_events(self, queue: deque[StreamEvent], start: int, arrived: float) -> None:
+        """Count the events one chunk added to ``queue`` from ``start`` on (pings excluded)
+        and time the answer deltas among them."""
         if self.first_event is None:
             self.first_event = arrived
-        times = self.delta_times
-        for event in events:
+        if len(queue) - start == 1:
+            # The usual case while an answer streams: one event per chunk.
+            event = queue[-1]
             cls = type(event)
             if cls is _PING:
-                continue
+                return
             self.events += 1
             if cls is _MESSAGE:
                 if self._agent:
-                    continue
+                    return
             elif cls is _AGENT_MESSAGE:
                 self._agent = True
-            elif not (cls is MessageFileEvent and event.answer and not event.url):  # type: ignore[attr-defined]
-                continue
+            elif cls is not _MESSAGE_FILE or event.url:  # type: ignore[attr-defined]
+                return
             text = event.answer  # type: ignore[attr-defined]
-            if not text:
+            if text:
+                self._add_deltas(1, len(text), arrived)
+            return
+        self._count(islice(queue, start, None), arrived)
+
+    def _count(self, events: Iterable[StreamEvent], arrived: float) -> None:
+        # Locals, written back once: this runs for every event of a multi-event chunk.
+        count = deltas = chars = 0
+        agent = self._agent
+        for event in events:
+            cls = type(event)
+            if cls is _MESSAGE:
+                count += 1
+                if agent:
+                    continue
+            elif cls is _PING:
                 continue
-            if self.first_text is None:
-                self.first_text = arrived
-            self.answer_chars += len(text)
-            self.delta_count += 1
+            else:
+                count += 1
+                if cls is _AGENT_MESSAGE:
+                    agent = True
+                elif not (cls is _MESSAGE_FILE and not event.url):  # type: ignore[attr-defined]
+                    continue
+            text = event.answer  # type: ignore[attr-defined]
+            if text:
+                deltas += 1
+                chars += len(text)
+        self.events += count
+        self._agent = agent
+        if deltas:
+            self._add_deltas(deltas, chars, arrived)
+
+    def _add_deltas(self, deltas: int, chars: int, arrived: float) -> None:
+        if self.first_text is None:
+            self.first_text = arrived
+        self.delta_count += deltas
+        self.answer_chars += chars
+        times = self.delta_times
+        if deltas == 1:
             if len(times) < MAX_DELTA_TIMES:
                 times.append(arrived)
+        else:
+            room = MAX_DELTA_TIMES - len(times)
+            if room > 0:
+                times.extend(repeat(arrived, min(deltas, room)))
 
     def finish(self, outcome: str, at: float, error: BaseException | None = None) -> None:
         """Record how and when the stream ended; the first call wins."""

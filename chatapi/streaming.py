@@ -21,7 +21,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from itertools import islice
 from types import TracebackType
 from typing import Any
 
@@ -411,7 +410,7 @@ class AsyncChatStream:
         if blocks:
             queued = len(self._pending)
             if self._queue(blocks):
-                timings.on_events(islice(self._pending, queued, None), now)
+                timings.on_events(self._pending, queued, now)
                 if self._idle_deadline is not None:
                     self._idle_deadline = now + self._timeout.stream_idle  # type: ignore[operator]
 

@@ -3,12 +3,21 @@ and the fake server's load settings that the load tools rely on."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
-from chatapi import AsyncChatClient, ChatClient, RateLimitError, StreamError, StreamTimings
-from chatapi.events import MessageEvent
+from chatapi import (
+    AsyncChatClient,
+    ChatClient,
+    RateLimitError,
+    StreamError,
+    StreamTimings,
+    _timings,
+)
+from chatapi.events import PING, MessageEvent, StreamEvent, decode_event
 from chatapi.testing import FakeChatServer, LoadSettings, StreamCounts
 
 USER = "user-1"
@@ -154,3 +163,45 @@ async def test_fake_server_load_settings_shape_pace_and_count() -> None:
 def test_load_settings_reject_bad_values(options: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(options))):
         LoadSettings(**options)  # type: ignore[arg-type]
+
+
+def event(kind: str, **fields: object) -> StreamEvent:
+    payload = {"event": kind, "task_id": "t", "conversation_id": "c", "message_id": "m", **fields}
+    return decode_event(orjson.dumps(payload))
+
+
+def test_agent_deltas_count_once_and_pings_not_at_all() -> None:
+    timings = StreamTimings()
+    queue: deque[StreamEvent] = deque()
+    # (The stream calls on_events only for chunks with more than pings.)
+    chunks = [
+        [event("agent_message", answer="Hel")],
+        [event("agent_message", answer="lo"), event("ping"), PING],
+        # The agent's closing message repeats the whole answer: not a delta.
+        [event("message", answer="Hello")],
+        [event("message_file", answer="file text", url=None),
+         event("message_file", answer="", url="https://x/f.png")],
+    ]
+    for moment, chunk in enumerate(chunks, 1):
+        start = len(queue)
+        queue.extend(chunk)
+        timings.on_events(queue, start, float(moment))
+    assert timings.first_event == 1.0
+    assert timings.events == 5  # pings are not events
+    assert timings.delta_count == 3 and list(timings.delta_times) == [1.0, 2.0, 4.0]
+    assert timings.answer_chars == len("Hello") + len("file text")
+    assert timings.first_text == 1.0
+    assert list(timings.inter_token_gaps()) == [1.0, 2.0]
+
+
+def test_delta_times_stop_growing_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_timings, "MAX_DELTA_TIMES", 3)
+    timings = StreamTimings()
+    queue: deque[StreamEvent] = deque()
+    for moment in range(5):
+        queue.append(event("message", answer="x"))
+        timings.on_events(queue, len(queue) - 1, float(moment))
+    queue.extend(event("message", answer="y") for _ in range(4))
+    timings.on_events(queue, 5, 9.0)
+    assert timings.delta_count == 9 and timings.answer_chars == 9
+    assert list(timings.delta_times) == [0.0, 1.0, 2.0]
