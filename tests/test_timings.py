@@ -145,6 +145,8 @@ async def test_fake_server_load_settings_shape_pace_and_count() -> None:
                     outcomes.append("error")
         counts = server.stream_counts()
         assert server.requests == []  # a load target keeps no request log
+        store = server._ctx.store  # ... nor finished runs and their messages
+        assert not store.runs and not store.messages and len(store.conversations) == 12
     assert counts.started == 12
     assert counts.completed == outcomes.count("completed")
     assert counts.errors == outcomes.count("error")

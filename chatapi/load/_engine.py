@@ -130,7 +130,10 @@ class _Part:
                 self.samples.skipped += 1
                 continue
             task = asyncio.ensure_future(
-                self._conversation(f"{config.user}-{number}", next(self._queries))
+                # A bounded set of end users: one per slot of the cap.
+                self._conversation(
+                    f"{config.user}-{number % config.max_concurrency}", next(self._queries)
+                )
             )
             tasks.add(task)
             task.add_done_callback(tasks.discard)

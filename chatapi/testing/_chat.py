@@ -131,6 +131,8 @@ class ChatEndpoints:
         finally:
             ctx.runs.pop(run.task_id, None)
             run.close()
+            if ctx.load.enabled:
+                ctx.load.forget(ctx.store, conversation, message, run.workflow)
 
     def _check_workflow_id(self, workflow_id: Any) -> None:
         if workflow_id is None or not self.ctx.is_workflow:

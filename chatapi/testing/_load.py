@@ -15,10 +15,13 @@ import random
 import attrs
 
 from ._script import split_tokens
+from ._state import Conversation, Message, Store, WorkflowRun
 
 __all__ = ["LoadSettings", "StreamCounts"]
 
 SENT_AT_FIELD = "sent_at"
+# Conversations a load target keeps for follow-up questions (the oldest go first).
+KEPT_CONVERSATIONS = 10_000
 
 
 def _check_rate(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -54,7 +57,8 @@ class LoadSettings:
     - ``seed``: makes the injected failures repeatable.
 
     A server with load settings does not keep the list of received requests
-    (``server.requests``), which would grow with every stream.
+    (``server.requests``), nor finished runs and their messages, which would grow with
+    every stream; it keeps the latest 10,000 conversations for follow-up questions.
     """
 
     events_per_answer: int | None = attrs.field(default=None, validator=_check_events)
@@ -100,6 +104,24 @@ class LoadState:
             errors=self.errors,
             rate_limited=self.rate_limited,
         )
+
+    def forget(
+        self,
+        store: Store,
+        conversation: Conversation,
+        message: Message,
+        workflow: WorkflowRun | None,
+    ) -> None:
+        """Drop a finished run's records, so that a long load test does not grow memory;
+        the conversation stays (the latest few thousand) for follow-up questions."""
+        store.messages.pop(message.id, None)
+        if message in conversation.messages:
+            conversation.messages.remove(message)
+        if workflow is not None:
+            store.runs.pop(workflow.id, None)
+        conversations = store.conversations
+        while len(conversations) > KEPT_CONVERSATIONS:
+            del conversations[next(iter(conversations))]
 
     def draw_rate_limited(self) -> bool:
         rate = self.settings.rate_limit_rate
