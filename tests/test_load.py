@@ -22,6 +22,8 @@ from chatapi.load import (
 )
 from chatapi.testing import FakeChatServer, LoadSettings
 
+from .conftest import child_env
+
 # A safety net for a busy CI machine, not an expectation.
 COMMAND_TIMEOUT = 180
 
@@ -176,6 +178,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=COMMAND_TIMEOUT,
         check=False,
+        env=child_env(),
     )
 
 

@@ -5,7 +5,6 @@ workers reported and what the server completed (open streams finish during the s
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
 import socket
@@ -17,6 +16,8 @@ import pytest
 
 from chatapi.load import FakeServerProcess
 from chatapi.testing import LoadSettings
+
+from .conftest import child_env
 
 pytest.importorskip("locust", reason="chatapi.locust needs Locust: pip install 'chatapi[locust]'")
 
@@ -48,7 +49,7 @@ def test_master_and_two_workers_count_what_the_server_completed(tmp_path: Path) 
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     port = free_port()
-    env = {**os.environ, "DIFY_API_KEY": "app-locust-test", "PYTHONUNBUFFERED": "1"}
+    env = child_env(DIFY_API_KEY="app-locust-test", PYTHONUNBUFFERED="1")
     settings = LoadSettings(events_per_answer=10)
     processes: list[subprocess.Popen[bytes]] = []
     with FakeServerProcess(settings, chunk_delay=0.03) as server:
