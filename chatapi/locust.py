@@ -47,6 +47,7 @@ from locust import User, constant, events, task
 from locust.env import Environment
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
+from ._config import resolve_settings
 from ._timings import StreamTimings
 from .client import AsyncChatClient
 from .errors import ConfigurationError
@@ -294,6 +295,8 @@ _environment: Environment | None = None
 def _engine_for(environment: Environment, base_url: str | None, measure: bool) -> _Engine:
     global _engine
     if _engine is None:
+        # A missing key or a bad URL fails the user here, not every stream on the loop.
+        resolve_settings(None, base_url, None)
         _engine = _Engine(environment, base_url, measure)
     return _engine
 
