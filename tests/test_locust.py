@@ -5,6 +5,7 @@ workers reported and what the server completed (open streams finish during the s
 from __future__ import annotations
 
 import csv
+import importlib.util
 import re
 import shutil
 import socket
@@ -19,7 +20,11 @@ from chatapi.testing import LoadSettings
 
 from .conftest import child_env
 
-pytest.importorskip("locust", reason="chatapi.locust needs Locust: pip install 'chatapi[locust]'")
+# Only look for Locust: importing it here would monkey-patch this test process with gevent.
+if importlib.util.find_spec("locust") is None:
+    pytest.skip(
+        "chatapi.locust needs Locust: pip install 'chatapi[locust]'", allow_module_level=True
+    )
 
 LOCUSTFILE = """
 from chatapi.locust import ChatUser
@@ -46,6 +51,7 @@ def locust_command() -> list[str]:
 
 
 def test_master_and_two_workers_count_what_the_server_completed(tmp_path: Path) -> None:
+    assert "locust" not in sys.modules  # Locust (and gevent) only in the child processes
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     port = free_port()
