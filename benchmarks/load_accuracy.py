@@ -18,7 +18,6 @@ so the figures are lower bounds for a client with a core to itself.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
 import re
@@ -29,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chatapi.load import FakeServerProcess, LoadConfig, LoadQuery, arun_load
+from chatapi.load import FakeServerProcess, LoadConfig, LoadQuery, run_load
 from chatapi.testing import LoadSettings
 
 from ._common import machine
@@ -64,7 +63,7 @@ def native(level: int, duration: float) -> dict[str, float]:
             added_latency=True,
         )
         cpu, wall = time.process_time(), time.monotonic()
-        report = asyncio.run(arun_load(config))
+        report = run_load(config)
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
     added = report.metrics["added_latency"]
     return {

@@ -3,6 +3,7 @@ counts equal to the server's, reports (JSON, table, self-contained HTML), bad se
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -236,3 +237,13 @@ def test_html_report_escapes_and_handles_an_empty_run() -> None:
     page = render_html(report)
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert "no data" in page
+
+
+def test_gc_is_tuned_only_during_a_run() -> None:
+    from chatapi.load._engine import GC_THRESHOLD, gc_tuned
+
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with gc_tuned():
+        assert gc.get_threshold() == GC_THRESHOLD
+        assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen
