@@ -31,7 +31,7 @@ from pathlib import Path
 from chatapi.load import FakeServerProcess, LoadConfig, LoadQuery, run_load
 from chatapi.testing import LoadSettings
 
-from ._common import machine
+from ._common import machine, peer_version
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- load-accuracy:start -->", "<!-- load-accuracy:end -->"
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     locust_levels = [int(x) for x in (args.locust_levels or ("100,500" if args.quick else
                                                              "250,500,1000,1500")).split(",")]
     started = time.monotonic()
+    load_before = _load_average()
     header = [
         "| client | concurrent 5-s streams | completed | deltas | p50 ms | p95 ms | max ms "
         "| client CPU (cores) | p95 <= 50 ms |",
@@ -158,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += sweep("Locust worker (ChatUser)", locust, locust_levels, duration)
     if args.write_results:
         info = machine()
+        info["packages"] += ", " + ", ".join(
+            f"{name} {peer_version(name) or 'not installed'}" for name in ("locust", "gevent")
+        )
+        info["load average (1 min) before / after"] = f"{load_before} / {_load_average()}"
         info["command"] = " ".join(["python -m benchmarks.load_accuracy", *(argv or sys.argv[1:])])
         block = "\n".join(
             [
@@ -181,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             text = text.rstrip() + heading + _NOTE + "\n" + block + "\n"
         RESULTS.write_text(text)
     return 0
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
 
 
 _NOTE = """How many concurrent 5-s streams one client process carries while the latency it adds
