@@ -3,7 +3,8 @@
 ``chatapi chat "question"`` streams the answer; without a question it reads one question
 per line and keeps the conversation. ``--fake`` answers from an embedded
 :class:`~chatapi.testing.FakeChatServer`, so the command works with nothing else running.
-``chatapi fake-server`` serves that fake API for other programs.
+``chatapi fake-server`` serves that fake API for other programs. ``chatapi load`` runs a
+load test (its code lives in :mod:`chatapi.load`).
 
 Exit codes: 0 done, 1 the API or the connection failed, 2 bad usage or configuration,
 130 interrupted (Ctrl-C; a streamed run is stopped on the server first).
