@@ -32,6 +32,7 @@ import aiohttp
 
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
+from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from ._timings import StreamTimings
 from .client import AsyncChatClient
 from .errors import ConfigurationError, IncompleteStreamError
@@ -126,8 +127,18 @@ class ChatStream:
 
     @property
     def current_answer(self) -> str:
-        """The answer received so far (deltas joined, ``message_replace`` applied)."""
+        """The answer streamed so far (deltas joined, ``message_replace`` applied).
+
+        Cheap to read after every event: only the deltas since the last read are joined.
+        """
         return self._stream.current_answer
+
+    @property
+    def stopped(self) -> bool:
+        """True when the run was stopped: by :meth:`stop`, by ``chat.stop(task_id)`` of the
+        same client while this stream read it, or elsewhere (its ``workflow_finished`` says
+        ``stopped``)."""
+        return self._stream.stopped
 
     @property
     def response(self) -> aiohttp.ClientResponse | None:
@@ -246,7 +257,9 @@ class ChatStream:
     def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
-        Before the first event the task id is unknown: the connection is only closed.
+        The stream ends cleanly: ``stopped`` is true, ``final_message()`` returns the partial
+        answer. Before the first event the task id is unknown: the connection is only closed.
+        A stream whose run was over already is left as it was.
         """
         self._buffer.clear()
         self._loop.call(self._stream.stop, cut_off=self._cut_off_error)
@@ -376,7 +389,8 @@ class ChatClient:
     exists for symmetry only: an aiohttp session belongs to one event loop and this client
     runs its own, so passing one raises :class:`ConfigurationError`.
 
-    Use it as a context manager, or call :meth:`close` when done. Thread-safe.
+    Use it as a context manager, or call :meth:`close` when done. Thread-safe. In a child
+    made by ``os.fork()`` its first call starts a new loop thread and new connections.
     """
 
     chat: Chat
@@ -403,6 +417,7 @@ class ChatClient:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -421,7 +436,9 @@ class ChatClient:
             default_headers=default_headers,
             connector_limit=connector_limit,
             max_event_size=max_event_size,
+            max_response_size=max_response_size,
         )
+        self._async._public_name = "ChatClient"
         self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
         client, loop = self._async, self._loop
         self.chat = Chat(client.chat, loop)
@@ -455,6 +472,12 @@ class ChatClient:
     def max_event_size(self) -> int:
         """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
         return self._async.max_event_size
+
+    @property
+    def max_response_size(self) -> int:
+        """The largest non-streaming response body accepted, in bytes (larger ones raise
+        ResponseTooLargeError)."""
+        return self._async.max_response_size
 
     @property
     def max_retries(self) -> int:
