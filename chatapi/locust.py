@@ -362,7 +362,10 @@ def _on_cpu_warning(environment: Environment, cpu_usage: float, **kwargs: Any) -
 
 events.test_stop.add_listener(_on_test_stop)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
-events.cpu_warning.add_listener(_on_cpu_warning)  # type: ignore[no-untyped-call]
+# Older Locust versions have no cpu_warning event (they only log the CPU warning).
+_cpu_warning = getattr(events, "cpu_warning", None)
+if _cpu_warning is not None:
+    _cpu_warning.add_listener(_on_cpu_warning)
 events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
 events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 

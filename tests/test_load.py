@@ -208,13 +208,15 @@ def test_cli_against_a_fake_server_process_counts_what_it_completed(tmp_path: Pa
 def test_cli_fake_runs_its_own_server_and_writes_html(tmp_path: Path) -> None:
     html_path = tmp_path / "r.html"
     result = run_cli(
-        "--fake", "--rate", "20", "--duration", "1", "--processes", "1", "--quiet",
+        "--fake", "--rate", "20", "--duration", "1", "--processes", "2", "--quiet",
         "--fake-events", "4", "--fake-first-token-delay", "0.05", "--fake-event-delay", "0.01",
         "--json", str(tmp_path / "r.json"), "--html", str(html_path),
     )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["server"]["completed"] == report["streams"]["completed"] > 0
+    # 20 arrivals a second for 1 s, split over two processes whose arrivals interleave.
+    assert report["streams"]["started"] + report["streams"]["skipped"] == 20
     assert "added_latency" in report["metrics"]
     assert result.stderr == ""  # --quiet
     page = html_path.read_text()
@@ -247,3 +249,16 @@ def test_gc_is_tuned_only_during_a_run() -> None:
         assert gc.get_threshold() == GC_THRESHOLD
         assert gc.get_freeze_count() > frozen
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen
+
+
+def test_open_model_arrivals_ramp_up_linearly_then_keep_the_rate() -> None:
+    from itertools import islice
+
+    from chatapi.load._engine import _arrival_offsets
+
+    assert list(islice(_arrival_offsets(4.0, 0.0), 5)) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    ramped = list(islice(_arrival_offsets(10.0, 2.0), 30))
+    # Over the 2-s ramp the rate grows from 0 to 10/s: 10 arrivals, then one per 0.1 s.
+    assert sum(1 for t in ramped if t < 2.0) == 10
+    assert ramped[10:13] == pytest.approx([2.0, 2.1, 2.2])
+    assert ramped == sorted(ramped)

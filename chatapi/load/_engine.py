@@ -71,8 +71,13 @@ def _arrival_offsets(rate: float, ramp_up: float) -> Iterator[float]:
 class _Part:
     """One process's share of a run."""
 
-    def __init__(self, config: LoadConfig, client: AsyncChatClient, t0: float) -> None:
+    def __init__(
+        self, config: LoadConfig, client: AsyncChatClient, t0: float, phase: float = 0.0
+    ) -> None:
         self.config = config
+        # Open model over several processes: each one's arrivals shifted by its share of
+        # the interval, so that together they arrive evenly rather than in bursts.
+        self.phase = phase
         self.client = client
         self.loop = asyncio.get_running_loop()
         self.t0 = t0
@@ -124,7 +129,7 @@ class _Part:
         config = self.config
         assert config.rate is not None
         for number, offset in enumerate(_arrival_offsets(config.rate, config.ramp_up)):
-            at = self.t0 + offset
+            at = self.t0 + self.phase + offset
             if at >= self.deadline:
                 return
             await self._sleep_until(at)
@@ -220,11 +225,11 @@ def _client(config: LoadConfig) -> AsyncChatClient:
 
 
 async def _run_part(
-    config: LoadConfig, t0: float | None, on_tick: ProgressCallback | None
+    config: LoadConfig, t0: float | None, on_tick: ProgressCallback | None, phase: float = 0.0
 ) -> Samples:
     async with _client(config) as client:
         loop = asyncio.get_running_loop()
-        part = _Part(config, client, loop.time() if t0 is None else t0)
+        part = _Part(config, client, loop.time() if t0 is None else t0, phase)
         return await part.run(on_tick)
 
 
@@ -283,6 +288,7 @@ def _child(
     go: Any,
     start_at: Any,
     report_progress: bool,
+    phase: float,
 ) -> None:
     """The body of a worker process: wait for the common start, run, send the samples."""
     messages.put(("ready", index, None))
@@ -295,7 +301,7 @@ def _child(
     try:
         with gc_tuned():
             samples = asyncio.run(
-                _run_part(config, start_at.value, tick if report_progress else None)
+                _run_part(config, start_at.value, tick if report_progress else None, phase)
             )
     except BaseException as error:
         messages.put(("error", index, f"{type(error).__name__}: {error}"))
@@ -312,7 +318,15 @@ def _run_processes(config: LoadConfig, progress: ProgressCallback | None) -> Sam
     workers = [
         context.Process(
             target=_child,
-            args=(i, config.share(i), messages, go, start_at, progress is not None),
+            args=(
+                i,
+                config.share(i),
+                messages,
+                go,
+                start_at,
+                progress is not None,
+                i / config.rate if config.rate is not None else 0.0,
+            ),
             name=f"chatapi-load-{i}",
             daemon=True,
         )
