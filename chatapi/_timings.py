@@ -5,8 +5,9 @@ goes, so any runner (``chatapi load``, ``chatapi.locust``, your own) gets time t
 token, inter-token gaps and end-to-end time without wrapping the stream.
 
 The cost has to stay inside the benchmarks' noise, because it is always on: the stream reads
-the clock once per network chunk (it needs that reading for its idle deadline anyway) and
-writes it into preallocated slots. The arrival time of each answer delta goes into an
+the clock once per network chunk and writes it into preallocated slots; each answer delta,
+when the stream takes it, is stamped with the arrival time of its chunk (the stream reads a
+chunk's events before the next chunk). The arrival time of each answer delta goes into an
 ``array('d')``: 8 bytes per delta and no Python object per delta, which is what inter-token
 gaps need (a running mean cannot give their percentiles). The array stops growing after
 :data:`MAX_DELTA_TIMES` entries, so an endless answer cannot grow memory without bound;
@@ -17,20 +18,15 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Iterable
-from itertools import islice, repeat
+from itertools import islice
+from typing import Any
 
-from .events import AgentMessageEvent, MessageEvent, MessageFileEvent, PingEvent, StreamEvent
+from .events import PING
 
 __all__ = ["MAX_DELTA_TIMES", "StreamTimings"]
 
 # 64 Ki deltas (512 KiB): far beyond any LLM answer; the bound only guards endless streams.
 MAX_DELTA_TIMES = 65_536
-
-_MESSAGE = MessageEvent
-_AGENT_MESSAGE = AgentMessageEvent
-_PING = PingEvent
-_MESSAGE_FILE = MessageFileEvent
 
 
 class StreamTimings:
@@ -39,18 +35,19 @@ class StreamTimings:
     ``sent``: the request went out; ``headers``: the response headers arrived; ``first_byte``:
     the first chunk of the body; ``first_event``: the first event other than a ping;
     ``first_text``: the first answer delta; ``end``: the stream ended. A milestone not reached
-    is ``None``. ``delta_times`` holds the arrival time of each answer delta (a chunk's
-    events share its arrival time). ``outcome`` says how the stream ended: ``"completed"``,
-    ``"paused"`` (a Human Input node), ``"stopped"`` (``stop()``), ``"closed"`` (left before
-    the end) or ``"error"``, with the exception's class name in ``error_type``.
+    is ``None``. ``delta_times`` holds the arrival time of each answer delta the stream
+    read (a chunk's events share its arrival time). ``outcome`` says how the stream ended:
+    ``"completed"``, ``"paused"`` (a Human Input node), ``"stopped"`` (``stop()``),
+    ``"closed"`` (left before the end) or ``"error"``, with the exception's class name in
+    ``error_type``.
 
     The properties give the usual load-test metrics: :attr:`ttft`,
     :attr:`time_to_first_event`, :attr:`total` and :meth:`inter_token_gaps`.
     """
 
     __slots__ = (
-        "_agent",
         "answer_chars",
+        "chunk_at",
         "delta_count",
         "delta_times",
         "end",
@@ -77,77 +74,35 @@ class StreamTimings:
         self.events = 0
         self.outcome: str | None = None
         self.error_type: str | None = None
-        # Agent apps close their agent_message deltas with a message event repeating the
-        # whole answer; that one is not a delta.
-        self._agent = False
+        # When the chunk whose events the stream is reading arrived (events are decoded
+        # when read; every one of them came with that chunk).
+        self.chunk_at = 0.0
 
     # -- fed by the stream ------------------------------------------------------------------
 
-    def on_events(self, queue: deque[StreamEvent], start: int, arrived: float) -> None:
-        """Count the events one chunk added to ``queue`` from ``start`` on (pings excluded)
-        and time the answer deltas among them."""
+    def on_events(self, queue: deque[Any], start: int, arrived: float) -> None:
+        """A chunk arrived at ``arrived`` and queued ``queue[start:]`` (not yet decoded,
+        some of them pings); the stream reads them before it reads the next chunk."""
         if self.first_event is None:
             self.first_event = arrived
-        if len(queue) - start == 1:
-            # The usual case while an answer streams: one event per chunk.
-            event = queue[-1]
-            cls = type(event)
-            if cls is _PING:
-                return
+        self.chunk_at = arrived
+        added = len(queue) - start
+        # The stream only calls this for chunks with more than pings: one item is an event.
+        if added == 1:
             self.events += 1
-            if cls is _MESSAGE:
-                if self._agent:
-                    return
-            elif cls is _AGENT_MESSAGE:
-                self._agent = True
-            elif cls is not _MESSAGE_FILE or event.url:  # type: ignore[attr-defined]
-                return
-            text = event.answer  # type: ignore[attr-defined]
-            if text:
-                self._add_deltas(1, len(text), arrived)
-            return
-        self._count(islice(queue, start, None), arrived)
+        else:
+            self.events += sum(1 for item in islice(queue, start, None) if item is not PING)
 
-    def _count(self, events: Iterable[StreamEvent], arrived: float) -> None:
-        # Locals, written back once: this runs for every event of a multi-event chunk.
-        count = deltas = chars = 0
-        agent = self._agent
-        for event in events:
-            cls = type(event)
-            if cls is _MESSAGE:
-                count += 1
-                if agent:
-                    continue
-            elif cls is _PING:
-                continue
-            else:
-                count += 1
-                if cls is _AGENT_MESSAGE:
-                    agent = True
-                elif not (cls is _MESSAGE_FILE and not event.url):  # type: ignore[attr-defined]
-                    continue
-            text = event.answer  # type: ignore[attr-defined]
-            if text:
-                deltas += 1
-                chars += len(text)
-        self.events += count
-        self._agent = agent
-        if deltas:
-            self._add_deltas(deltas, chars, arrived)
-
-    def _add_deltas(self, deltas: int, chars: int, arrived: float) -> None:
+    def on_delta(self, size: int) -> None:
+        """The stream took an answer delta of ``size`` characters from the current chunk."""
+        arrived = self.chunk_at
         if self.first_text is None:
             self.first_text = arrived
-        self.delta_count += deltas
-        self.answer_chars += chars
+        self.delta_count += 1
+        self.answer_chars += size
         times = self.delta_times
-        if deltas == 1:
-            if len(times) < MAX_DELTA_TIMES:
-                times.append(arrived)
-        else:
-            room = MAX_DELTA_TIMES - len(times)
-            if room > 0:
-                times.extend(repeat(arrived, min(deltas, room)))
+        if len(times) < MAX_DELTA_TIMES:
+            times.append(arrived)
 
     def finish(self, outcome: str, at: float, error: BaseException | None = None) -> None:
         """Record how and when the stream ended; the first call wins."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 
-import orjson
 import pytest
 
 from chatapi import (
@@ -17,7 +16,7 @@ from chatapi import (
     StreamTimings,
     _timings,
 )
-from chatapi.events import PING, MessageEvent, StreamEvent, decode_event
+from chatapi.events import PING, MessageEvent
 from chatapi.testing import FakeChatServer, LoadSettings, StreamCounts
 
 USER = "user-1"
@@ -167,43 +166,42 @@ def test_load_settings_reject_bad_values(options: dict[str, object]) -> None:
         LoadSettings(**options)  # type: ignore[arg-type]
 
 
-def event(kind: str, **fields: object) -> StreamEvent:
-    payload = {"event": kind, "task_id": "t", "conversation_id": "c", "message_id": "m", **fields}
-    return decode_event(orjson.dumps(payload))
+@pytest.mark.parametrize("mode", ["agent-chat", "chat"])
+async def test_deltas_of_agent_and_chatbot_apps(mode: str) -> None:
+    async with (
+        FakeChatServer(mode=mode, replies="one two three") as server,
+        client_for(server) as client,
+        client.chat.stream("q") as stream,
+    ):
+        await stream.until_done()
+    timings = stream.timings
+    # Agent apps close with a message event repeating the answer: not a delta.
+    assert timings.delta_count == 3 == len(timings.delta_times)
+    assert timings.answer_chars == len("one two three") == len(stream.current_answer)
+    assert timings.outcome == "completed"
 
 
-def test_agent_deltas_count_once_and_pings_not_at_all() -> None:
+def test_events_are_counted_per_chunk_without_pings() -> None:
     timings = StreamTimings()
-    queue: deque[StreamEvent] = deque()
-    # (The stream calls on_events only for chunks with more than pings.)
-    chunks = [
-        [event("agent_message", answer="Hel")],
-        [event("agent_message", answer="lo"), event("ping"), PING],
-        # The agent's closing message repeats the whole answer: not a delta.
-        [event("message", answer="Hello")],
-        [event("message_file", answer="file text", url=None),
-         event("message_file", answer="", url="https://x/f.png")],
-    ]
-    for moment, chunk in enumerate(chunks, 1):
-        start = len(queue)
-        queue.extend(chunk)
-        timings.on_events(queue, start, float(moment))
-    assert timings.first_event == 1.0
-    assert timings.events == 5  # pings are not events
-    assert timings.delta_count == 3 and list(timings.delta_times) == [1.0, 2.0, 4.0]
-    assert timings.answer_chars == len("Hello") + len("file text")
-    assert timings.first_text == 1.0
-    assert list(timings.inter_token_gaps()) == [1.0, 2.0]
+    queue: deque[object] = deque([b"{}"])
+    timings.on_events(queue, 0, 1.0)
+    queue.extend([PING, b"{}", PING, b"{}"])
+    timings.on_events(queue, 1, 2.0)
+    assert timings.events == 3
+    assert timings.first_event == 1.0 and timings.chunk_at == 2.0
+    timings.on_delta(4)
+    timings.on_delta(2)
+    assert list(timings.delta_times) == [2.0, 2.0] and timings.first_text == 2.0
+    assert timings.answer_chars == 6 and list(timings.inter_token_gaps()) == [0.0]
 
 
 def test_delta_times_stop_growing_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_timings, "MAX_DELTA_TIMES", 3)
     timings = StreamTimings()
-    queue: deque[StreamEvent] = deque()
+    queue: deque[object] = deque()
     for moment in range(5):
-        queue.append(event("message", answer="x"))
+        queue.append(b"{}")
         timings.on_events(queue, len(queue) - 1, float(moment))
-    queue.extend(event("message", answer="y") for _ in range(4))
-    timings.on_events(queue, 5, 9.0)
-    assert timings.delta_count == 9 and timings.answer_chars == 9
+        timings.on_delta(1)
+    assert timings.delta_count == 5 and timings.answer_chars == 5
     assert list(timings.delta_times) == [0.0, 1.0, 2.0]
