@@ -46,16 +46,15 @@ class StreamTimings:
     """
 
     __slots__ = (
+        "_uncounted",
         "answer_chars",
         "chunk_at",
-        "delta_count",
         "delta_times",
         "end",
         "error_type",
         "events",
         "first_byte",
         "first_event",
-        "first_text",
         "headers",
         "outcome",
         "sent",
@@ -66,10 +65,9 @@ class StreamTimings:
         self.headers: float | None = None
         self.first_byte: float | None = None
         self.first_event: float | None = None
-        self.first_text: float | None = None
         self.end: float | None = None
         self.delta_times = array("d")
-        self.delta_count = 0
+        self._uncounted = 0
         self.answer_chars = 0
         self.events = 0
         self.outcome: str | None = None
@@ -95,14 +93,22 @@ class StreamTimings:
 
     def on_delta(self, size: int) -> None:
         """The stream took an answer delta of ``size`` characters from the current chunk."""
-        arrived = self.chunk_at
-        if self.first_text is None:
-            self.first_text = arrived
-        self.delta_count += 1
-        self.answer_chars += size
         times = self.delta_times
         if len(times) < MAX_DELTA_TIMES:
-            times.append(arrived)
+            times.append(self.chunk_at)
+        else:
+            self._uncounted += 1
+        self.answer_chars += size
+
+    @property
+    def first_text(self) -> float | None:
+        """When the first answer delta arrived."""
+        return self.delta_times[0] if self.delta_times else None
+
+    @property
+    def delta_count(self) -> int:
+        """The answer deltas read (also those beyond :data:`MAX_DELTA_TIMES`)."""
+        return len(self.delta_times) + self._uncounted
 
     def finish(self, outcome: str, at: float, error: BaseException | None = None) -> None:
         """Record how and when the stream ended; the first call wins."""
