@@ -101,3 +101,21 @@ def test_master_and_two_workers_count_what_the_server_completed(tmp_path: Path) 
     assert counts.started == counts.completed  # nothing was cut off at the stop
     html = (tmp_path / "run.html").read_text()
     assert "ttft" in html and "stream" in html
+
+
+def test_a_saturated_worker_cpu_is_reported_as_a_client_limit() -> None:
+    # In a child process: importing chatapi.locust patches the process with gevent.
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+        "from locust import events\n"
+        "import chatapi.locust\n"
+        "events.cpu_warning.fire(environment=None, cpu_usage=97.0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=child_env(),
+        timeout=PROCESS_TIMEOUT, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CPU is at 97%" in result.stderr
+    assert "measure the load generator, not the Dify app" in result.stderr
