@@ -303,6 +303,9 @@ def _child(
             samples = asyncio.run(
                 _run_part(config, start_at.value, tick if report_progress else None, phase)
             )
+    except KeyboardInterrupt:
+        # Ctrl-C reaches every process of the group; the parent reports it.
+        return
     except BaseException as error:
         messages.put(("error", index, f"{type(error).__name__}: {error}"))
         raise
