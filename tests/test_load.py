@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -262,3 +265,34 @@ def test_open_model_arrivals_ramp_up_linearly_then_keep_the_rate() -> None:
     assert sum(1 for t in ramped if t < 2.0) == 10
     assert ramped[10:13] == pytest.approx([2.0, 2.1, 2.2])
     assert ramped == sorted(ramped)
+
+
+def test_cli_first_ctrl_c_ends_the_run_early_and_still_reports(tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatapi", "load", "--fake", "--concurrency", "4",
+         "--duration", "600", "--processes", "2", "--fake-events", "3",
+         "--fake-first-token-delay", "0.01", "--fake-event-delay", "0.01",
+         "--json", str(report_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        start_new_session=True,
+    )
+    try:
+        assert process.stderr is not None
+        # Wait for a progress line that shows finished streams, then press Ctrl-C.
+        for line in process.stderr:
+            if re.search(r"done [1-9]", line):
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "stopping: open streams may finish" in err
+    report = json.loads(report_path.read_text())
+    assert report["streams"]["completed"] == report["server"]["completed"] > 0
+    assert report["streams"]["cancelled"] == report["streams"]["failed"] == 0
+    assert report["elapsed"] < 600
+    assert "completed by the fake server" in out

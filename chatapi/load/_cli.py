@@ -7,8 +7,12 @@ output at the end; ``--json`` and ``--html`` write the report to files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,6 +33,7 @@ __all__ = ["add_fake_server_options", "add_load_parser", "fake_server_settings"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 _METRIC_NAMES = {
     "ttft": "time to first token",
     "first_event": "time to first event",
@@ -160,10 +165,12 @@ def load_command(args: argparse.Namespace) -> int:
         err.write(f"chatapi: error: {error}\n")
         return EXIT_USAGE
     progress = None if args.quiet else _Progress(err).show
+    stop = threading.Event()
     try:
         if fake is not None:
             config = attrs.evolve(config, base_url=fake.base_url, api_key=fake.api_key)
-        report = run_load(config, progress=progress)
+        with _first_interrupt_stops(stop, err):
+            report = run_load(config, progress=progress, stop=stop)
     except ConfigurationError as error:
         err.write(f"chatapi: error: {error}\n")
         return EXIT_USAGE
@@ -182,7 +189,29 @@ def load_command(args: argparse.Namespace) -> int:
         args.json.write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
     if args.html is not None:
         args.html.write_text(render_html(report), encoding="utf-8")
-    return EXIT_OK
+    return EXIT_INTERRUPTED if stop.is_set() else EXIT_OK
+
+
+@contextlib.contextmanager
+def _first_interrupt_stops(stop: threading.Event, err: TextIO) -> Iterator[None]:
+    """The first Ctrl-C ends the run early (open streams drain, the report is written);
+    a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.write("\nchatapi: stopping: open streams may finish (Ctrl-C again to abort)\n")
+        err.flush()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _config(args: argparse.Namespace) -> LoadConfig:

@@ -15,6 +15,8 @@ import itertools
 import math
 import multiprocessing
 import queue as queue_module
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +34,8 @@ from ._stats import LoadReport, Samples
 __all__ = ["LoadError", "ProgressSnapshot", "arun_load", "run_load"]
 
 TICK = 1.0
+# How often a run checks whether it was asked to stop early.
+_STOP_POLL = 0.2
 GC_THRESHOLD = (100_000, 50, 1000)
 # Spawned processes import chatapi first; a run waits for all of them before it starts.
 _READY_TIMEOUT = 120.0
@@ -86,17 +90,24 @@ class _Part:
         self.active = 0
         self.recent_ttft: list[float] = []
         self._queries = itertools.cycle(config.queries)
+        self._stopped_early = asyncio.Event()
 
-    async def run(self, on_tick: ProgressCallback | None) -> Samples:
+    async def run(
+        self, on_tick: ProgressCallback | None, should_stop: Callable[[], bool] | None = None
+    ) -> Samples:
         await self._sleep_until(self.t0)
         ticker = asyncio.ensure_future(self._tick(on_tick)) if on_tick else None
+        watcher = asyncio.ensure_future(self._watch(should_stop)) if should_stop else None
         tasks: set[asyncio.Task[None]] = set()
         try:
             if self.config.concurrency is not None:
                 tasks.update(
                     asyncio.ensure_future(self._slot(i)) for i in range(self.config.concurrency)
                 )
-                await self._sleep_until(self.deadline)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopped_early.wait(), max(self.deadline - self.loop.time(), 0)
+                    )
             else:
                 await self._arrivals(tasks)
             await self._drain(tasks)
@@ -104,13 +115,24 @@ class _Part:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+            for helper in (ticker, watcher):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
             if on_tick is not None:
                 on_tick(self.snapshot())
         return self.samples
+
+    async def _watch(self, should_stop: Callable[[], bool]) -> None:
+        """End the run early (no new streams; open ones drain) once ``should_stop()``."""
+        # Polled: the flag is set from a signal handler, another thread or the parent process.
+        while True:
+            if should_stop():
+                break
+            await asyncio.sleep(_STOP_POLL)
+        self.deadline = min(self.deadline, self.loop.time())
+        self._stopped_early.set()
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Let the open streams finish, for ``stop_timeout`` at most, then cancel them."""
@@ -133,6 +155,8 @@ class _Part:
             if at >= self.deadline:
                 return
             await self._sleep_until(at)
+            if self._stopped_early.is_set():
+                return
             if len(tasks) >= config.max_concurrency:
                 self.samples.skipped += 1
                 continue
@@ -225,12 +249,16 @@ def _client(config: LoadConfig) -> AsyncChatClient:
 
 
 async def _run_part(
-    config: LoadConfig, t0: float | None, on_tick: ProgressCallback | None, phase: float = 0.0
+    config: LoadConfig,
+    t0: float | None,
+    on_tick: ProgressCallback | None,
+    phase: float = 0.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Samples:
     async with _client(config) as client:
         loop = asyncio.get_running_loop()
         part = _Part(config, client, loop.time() if t0 is None else t0, phase)
-        return await part.run(on_tick)
+        return await part.run(on_tick, should_stop)
 
 
 async def arun_load(
@@ -241,17 +269,28 @@ async def arun_load(
     return LoadReport.build(samples, config.describe(), _elapsed(samples, config))
 
 
-def run_load(config: LoadConfig, *, progress: ProgressCallback | None = None) -> LoadReport:
+def run_load(
+    config: LoadConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> LoadReport:
     """Run ``config`` and return its report: in this process when ``processes`` is 1, else
     in that many spawned processes whose samples are merged. ``progress`` is called about
-    once a second (in this process, with the sums over all processes). Garbage collection
+    once a second (in this process, with the sums over all processes). Setting ``stop``
+    (from a signal handler, another thread) ends the run early the way ``duration`` does:
+    no new streams, the open ones drain. Garbage collection
     runs rarely while the streams run (see :func:`gc_tuned`); :func:`arun_load` leaves
     the collector of its caller's process alone."""
     if config.processes == 1:
         with gc_tuned():
-            return asyncio.run(arun_load(config, progress=progress))
-    samples = _run_processes(config, progress)
-    return LoadReport.build(samples, config.describe(), _elapsed(samples, config))
+            samples = asyncio.run(
+                _run_part(config, None, progress, should_stop=stop.is_set if stop else None)
+            )
+    else:
+        samples = _run_processes(config, progress, stop)
+    stopped_early = stop is not None and stop.is_set()
+    return LoadReport.build(samples, config.describe(), _elapsed(samples, config, stopped_early))
 
 
 @contextlib.contextmanager
@@ -275,9 +314,11 @@ def gc_tuned() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _elapsed(samples: Samples, config: LoadConfig) -> float:
+def _elapsed(samples: Samples, config: LoadConfig, stopped_early: bool = False) -> float:
     # Throughput is per second of the measured window: the duration, or longer if the last
-    # streams ended later (up to stop_timeout).
+    # streams ended later (up to stop_timeout); a run stopped early ends with its last stream.
+    if stopped_early:
+        return samples.last_end
     return max(config.duration, samples.last_end)
 
 
@@ -289,8 +330,11 @@ def _child(
     start_at: Any,
     report_progress: bool,
     phase: float,
+    stop: Any,
 ) -> None:
     """The body of a worker process: wait for the common start, run, send the samples."""
+    # Ctrl-C reaches every process of the group: the parent decides (through ``stop``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     messages.put(("ready", index, None))
     if not go.wait(_READY_TIMEOUT):
         return
@@ -301,21 +345,27 @@ def _child(
     try:
         with gc_tuned():
             samples = asyncio.run(
-                _run_part(config, start_at.value, tick if report_progress else None, phase)
+                _run_part(
+                    config,
+                    start_at.value,
+                    tick if report_progress else None,
+                    phase,
+                    stop.is_set,
+                )
             )
-    except KeyboardInterrupt:
-        # Ctrl-C reaches every process of the group; the parent reports it.
-        return
     except BaseException as error:
         messages.put(("error", index, f"{type(error).__name__}: {error}"))
         raise
     messages.put(("result", index, samples))
 
 
-def _run_processes(config: LoadConfig, progress: ProgressCallback | None) -> Samples:
+def _run_processes(
+    config: LoadConfig, progress: ProgressCallback | None, stop: threading.Event | None
+) -> Samples:
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     go = context.Event()
+    stop_all = context.Event()
     start_at = context.Value("d", 0.0)
     n = config.processes
     workers = [
@@ -329,6 +379,7 @@ def _run_processes(config: LoadConfig, progress: ProgressCallback | None) -> Sam
                 start_at,
                 progress is not None,
                 i / config.rate if config.rate is not None else 0.0,
+                stop_all,
             ),
             name=f"chatapi-load-{i}",
             daemon=True,
@@ -346,7 +397,7 @@ def _run_processes(config: LoadConfig, progress: ProgressCallback | None) -> Sam
             ready += 1
         start_at.value = time.monotonic() + 0.05
         go.set()
-        return _collect(config, messages, workers, progress)
+        return _collect(config, messages, workers, progress, stop, stop_all)
     finally:
         for worker in workers:
             worker.join(5.0)
@@ -357,7 +408,12 @@ def _run_processes(config: LoadConfig, progress: ProgressCallback | None) -> Sam
 
 
 def _collect(
-    config: LoadConfig, messages: Any, workers: list[Any], progress: ProgressCallback | None
+    config: LoadConfig,
+    messages: Any,
+    workers: list[Any],
+    progress: ProgressCallback | None,
+    stop: threading.Event | None,
+    stop_all: Any,
 ) -> Samples:
     merged: Samples | None = None
     results = 0
@@ -366,7 +422,7 @@ def _collect(
     # Generous: the run, its drain, and time for a loaded machine to send the samples.
     wait = config.ramp_up + config.duration + config.stop_timeout + _READY_TIMEOUT
     while results < len(workers):
-        kind, index, payload = _next_message(messages, workers, wait)
+        kind, index, payload = _next_message(messages, workers, wait, stop, stop_all)
         if kind == "error":
             raise LoadError(f"load process {index} failed: {payload}")
         if kind == "result":
@@ -386,11 +442,19 @@ def _collect(
     return merged
 
 
-def _next_message(messages: Any, workers: list[Any], timeout: float) -> tuple[str, int, Any]:
+def _next_message(
+    messages: Any,
+    workers: list[Any],
+    timeout: float,
+    stop: threading.Event | None = None,
+    stop_all: Any = None,
+) -> tuple[str, int, Any]:
     deadline = time.monotonic() + timeout
     while True:
+        if stop is not None and stop.is_set() and not stop_all.is_set():
+            stop_all.set()
         try:
-            item: tuple[str, int, Any] = messages.get(timeout=1.0)
+            item: tuple[str, int, Any] = messages.get(timeout=_STOP_POLL)
             return item
         except queue_module.Empty:
             dead = [w.name for w in workers if not w.is_alive() and w.exitcode not in (0, None)]

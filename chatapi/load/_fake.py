@@ -62,6 +62,9 @@ class FakeServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C stops the load test, whose open
+            # streams still need the server while they drain.
+            start_new_session=True,
         )
         self.counts: StreamCounts | None = None
         assert self._process.stdout is not None
