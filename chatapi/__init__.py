@@ -7,6 +7,7 @@ Everything a user needs is importable from here; submodules named in the docs
 from ._app_streams import AsyncWorkflowStream
 from ._config import Timeout
 from ._logging import setup_from_env as _setup_logging_from_env
+from ._timings import StreamTimings
 from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
@@ -65,6 +66,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamIdleTimeoutError",
+    "StreamTimings",
     "Timeout",
     "UnsupportedMediaTypeError",
     "WorkflowRunResult",
