@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._app_streams import AsyncWorkflowStream
     from ._config import Timeout
     from ._response import RawResponse, ResponseInfo
+    from ._timings import StreamTimings
     from .client import AsyncChatClient
     from .errors import (
         APIConnectionError,
@@ -53,6 +54,7 @@ _LOCATIONS = {
     "Timeout": "._config",
     "RawResponse": "._response",
     "ResponseInfo": "._response",
+    "StreamTimings": "._timings",
     "AsyncChatClient": ".client",
     **dict.fromkeys(
         (
@@ -125,6 +127,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamIdleTimeoutError",
+    "StreamTimings",
     "Timeout",
     "UnsupportedMediaTypeError",
     "WorkflowRunResult",

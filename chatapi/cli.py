@@ -3,7 +3,8 @@
 ``chatapi chat "question"`` streams the answer; without a question it reads one question
 per line and keeps the conversation. ``--fake`` answers from an embedded
 :class:`~chatapi.testing.FakeChatServer`, so the command works with nothing else running.
-``chatapi fake-server`` serves that fake API for other programs.
+``chatapi fake-server`` serves that fake API for other programs. ``chatapi load`` runs a
+load test (its code lives in :mod:`chatapi.load`).
 
 Exit codes: 0 done (also when a reader such as ``| head`` stopped reading), 1 the API or
 the connection failed, 2 bad usage or configuration, 130 interrupted (Ctrl-C; a streamed
@@ -165,6 +166,10 @@ def add_fake_server(commands: Commands) -> None:
     serve.add_argument(
         "--ping-interval", type=float, default=10.0, help="seconds of silence between pings"
     )
+    # The load-target options live with the load engine (imported only for fake-server).
+    from .load._cli import add_fake_server_options
+
+    add_fake_server_options(serve)
     serve.set_defaults(run="chatapi._cli.serve:run")
 
 
@@ -180,12 +185,14 @@ class Subcommand(NamedTuple):
 CHAT_HELP = "ask a question and stream the answer (no question: a conversation)"
 FAKE_SERVER_HELP = "serve the fake Dify API until interrupted"
 RUN_HELP = "run a workflow app (or a completion app) with inputs and stream its output"
+LOAD_HELP = "load-test a Dify chat app with many concurrent streams"
 
 # The subcommands, in the order of ``chatapi --help``.
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("chat", CHAT_HELP, add_chat),
     Subcommand("fake-server", FAKE_SERVER_HELP, add_fake_server),
     Subcommand("run", RUN_HELP, "chatapi.cli_run:add_run_command"),
+    Subcommand("load", LOAD_HELP, "chatapi.load._cli:add_load_parser"),
 ]
 
 

@@ -7,7 +7,11 @@ import asyncio
 import logging
 import sys
 
+import attrs
+import orjson
+
 from ..cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from ..load._cli import fake_server_settings
 from ..testing import FakeChatServer
 from .running import run as run_interruptible
 
@@ -23,11 +27,17 @@ def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             chunk_delay=args.chunk_delay,
             ping_interval=args.ping_interval,
+            load=(load := fake_server_settings(args)),
         )
     except (TypeError, ValueError) as error:
         sys.stderr.write(f"chatapi: error: {error}\n")
         return EXIT_USAGE
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # A load target would spend its time logging every request.
+    logging.basicConfig(
+        level=logging.INFO if load is None else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     loop = asyncio.new_event_loop()
     try:
         return run_interruptible(loop, _serve(server, any_key=not args.api_keys))
@@ -37,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+            if load is not None:
+                counts = attrs.asdict(server.stream_counts())
+                sys.stdout.write(orjson.dumps({"stream_counts": counts}).decode() + "\n")
+                sys.stdout.flush()
 
 
 async def _serve(server: FakeChatServer, *, any_key: bool) -> int:
