@@ -31,6 +31,8 @@ from chatapi import cli
 from chatapi.cli import main
 from chatapi.testing import FakeChatServer
 
+from .conftest import child_env
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 
 EXPECT_TIMEOUT = 60.0
@@ -47,7 +49,9 @@ UP, LEFT, CTRL_C, CTRL_D = "\x1b[A", "\x1b[D", "\x03", "\x04"
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in ("DIFY_API_KEY", "DIFY_BASE_URL", "DIFY_USER", "CHATAPI_LOG"):
         monkeypatch.delenv(name, raising=False)
-    return {**os.environ, "TERM": "xterm", "COLUMNS": "100", "LINES": "30"}
+    # child_env: no asyncio debug settings, whose slow-callback warnings would reach the
+    # terminal on a busy machine.
+    return child_env(TERM="xterm", COLUMNS="100", LINES="30")
 
 
 class Terminal:
