@@ -1,7 +1,8 @@
 """chatapi: an async-first, typed client for Dify chat apps (Chatflow, chatbot, agent).
 
 Everything a user needs is importable from here; submodules named in the docs
-(``chatapi.events``, ``chatapi.models``, ``chatapi.sse``, ``chatapi.errors``) hold the rest.
+(``chatapi.events``, ``chatapi.models``, ``chatapi.sse``, ``chatapi.errors``, ``chatapi.web``)
+hold the rest.
 """
 
 from ._config import Timeout
@@ -26,6 +27,7 @@ from .errors import (
     SSEDecodeError,
     StreamError,
     StreamIdleTimeoutError,
+    StreamState,
     UnsupportedMediaTypeError,
 )
 from .events import StreamEvent
@@ -59,6 +61,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamIdleTimeoutError",
+    "StreamState",
     "Timeout",
     "UnsupportedMediaTypeError",
     "__version__",

@@ -25,6 +25,7 @@ import cattrs
 import orjson
 
 from ._convert import structure_hook
+from ._serialize import Serializable
 from .errors import ResponseDecodeError
 from .models import (
     HumanInputFormDefinition,
@@ -87,7 +88,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class StreamEvent:
+class StreamEvent(Serializable):
     """Base class of every stream event: its wire name, the ids of the run and the raw JSON.
 
     Which ids are present depends on the event and the server version; ``error`` events and
@@ -201,7 +202,7 @@ class TTSMessageEndEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class ReasoningChunkData:
+class ReasoningChunkData(Serializable):
     """A piece of an LLM node's separated reasoning; ``is_final`` closes that node's reasoning."""
 
     message_id: str | None = None
@@ -219,7 +220,7 @@ class ReasoningChunkEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class TextChunkData:
+class TextChunkData(Serializable):
     """A piece of workflow output text and the variable it came from."""
 
     text: str | None = None
@@ -235,7 +236,7 @@ class TextChunkEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class TextReplaceData:
+class TextReplaceData(Serializable):
     """The text that replaces a workflow's output so far."""
 
     text: str | None = None
@@ -253,7 +254,7 @@ class TextReplaceEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowStartedData:
+class WorkflowStartedData(Serializable):
     """The run that started: its id, the workflow, its inputs and whether it is a resumption."""
 
     id: str | None = None
@@ -273,7 +274,7 @@ class WorkflowStartedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowFinishedData:
+class WorkflowFinishedData(Serializable):
     """The outcome of a run: its status, outputs or error, cost and timing."""
 
     id: str | None = None
@@ -313,7 +314,7 @@ class WorkflowPausedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class NodeData:
+class NodeData(Serializable):
     """One execution of a workflow node, shared by the started, finished and retry events.
 
     The result fields (``outputs``, ``status``, ``elapsed_time``...) are set once the node has
@@ -376,7 +377,7 @@ class NodeRetryEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class IterationData:
+class IterationData(Serializable):
     """The state of an Iteration node, shared by its started, next and completed events."""
 
     id: str | None = None
@@ -459,7 +460,7 @@ class LoopCompletedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class ParallelBranchData:
+class ParallelBranchData(Serializable):
     """A branch of a parallel block; ``status`` and ``error`` are set when it finished."""
 
     parallel_id: str | None = None
@@ -490,7 +491,7 @@ class ParallelBranchFinishedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class AgentLogData:
+class AgentLogData(Serializable):
     """One entry of an Agent node's log; ``parent_id`` nests entries into a tree."""
 
     node_execution_id: str | None = None
@@ -532,7 +533,7 @@ class HumanInputRequiredEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputFormFilledData:
+class HumanInputFormFilledData(Serializable):
     """The submitted form: the action chosen, the values entered and the rendered text."""
 
     node_id: str | None = None
@@ -552,7 +553,7 @@ class HumanInputFormFilledEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputFormTimeoutData:
+class HumanInputFormTimeoutData(Serializable):
     """The Human Input node whose form expired, and when."""
 
     node_id: str | None = None

@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -55,6 +55,7 @@ from .events import (
 )
 from .models import ChatCompletion, MessageMetadata, WorkflowPausedData
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
+from .web import SSEEncoder, Transform, aiter_sse
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -235,6 +236,28 @@ class AsyncChatStream:
         """Read the rest of the stream, discarding the events."""
         async for _ in self:
             pass
+
+    def to_sse(
+        self,
+        *,
+        events: Collection[str] | None = None,
+        transform: Transform | None = None,
+        pings: bool = True,
+    ) -> AsyncIterator[bytes]:
+        """The stream as the body of a ``text/event-stream`` response, for a browser.
+
+        Gives each event as Dify sent it (``data: {json}``) and Dify's keep-alives
+        (``event: ping``, unless ``pings`` is false). ``events`` keeps only the named event
+        types; ``transform`` maps each event to what is sent instead (a ``ServerSentEvent``,
+        an event or model, a mapping sent as JSON, a text) or to ``None`` to skip it. A
+        failure is sent as Dify's ``error`` event and ends the body. The stream is opened
+        (if it is not yet) on the first iteration and closed at the end. If the consumer goes
+        away first (the async iterator cancelled, closed or dropped; the sync iterable closed
+        by a WSGI server), the run is stopped on the server. See :mod:`chatapi.web`.
+        """
+        encoder = SSEEncoder(events=events, transform=transform, pings=pings)
+        self._include_pings = self._include_pings or pings
+        return aiter_sse(self, encoder)
 
     async def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.

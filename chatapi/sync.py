@@ -22,8 +22,9 @@ checks that no async method is left without its sync twin.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from functools import partial
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec
@@ -33,7 +34,7 @@ import aiohttp
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
 from .client import AsyncChatClient
-from .errors import ConfigurationError, IncompleteStreamError
+from .errors import ChatAPIError, ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
 from .models import ChatCompletion
 from .resources import (
@@ -51,6 +52,7 @@ from .resources import (
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .streaming import AsyncChatStream
+from .web import SSEEncoder, Transform, iter_sse, stop_within_limit
 
 __all__ = [
     "Annotations",
@@ -69,6 +71,7 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+log = logging.getLogger("chatapi")
 
 # Events handed over per cross-thread call, at most: bounds the memory a slow consumer holds
 # while keeping the round trips rare (a 64 KiB chunk of answer deltas is ~200 events).
@@ -236,6 +239,28 @@ class ChatStream:
         for _ in self:
             pass
 
+    def to_sse(
+        self,
+        *,
+        events: Collection[str] | None = None,
+        transform: Transform | None = None,
+        pings: bool = True,
+    ) -> Iterator[bytes]:
+        """The stream as the body of a ``text/event-stream`` response, for a browser.
+
+        Gives each event as Dify sent it (``data: {json}``) and Dify's keep-alives
+        (``event: ping``, unless ``pings`` is false). ``events`` keeps only the named event
+        types; ``transform`` maps each event to what is sent instead (a ``ServerSentEvent``,
+        an event or model, a mapping sent as JSON, a text) or to ``None`` to skip it. A
+        failure is sent as Dify's ``error`` event and ends the body. The stream is opened
+        (if it is not yet) on the first iteration and closed at the end. If the consumer goes
+        away first (the async iterator cancelled, closed or dropped; the sync iterable closed
+        by a WSGI server), the run is stopped on the server. See :mod:`chatapi.web`.
+        """
+        encoder = SSEEncoder(events=events, transform=transform, pings=pings)
+        self._stream._include_pings = self._stream._include_pings or pings
+        return iter_sse(self, encoder)
+
     def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
@@ -243,6 +268,14 @@ class ChatStream:
         """
         self._buffer.clear()
         self._loop.call(self._stream.stop, cut_off=self._cut_off_error)
+
+    def _stop_quietly(self) -> None:
+        """Stop the run for a consumer that went away: bounded, and never raising."""
+        self._buffer.clear()
+        try:
+            self._loop.call(partial(stop_within_limit, self._stream))
+        except ChatAPIError as exc:  # the client was closed meanwhile: nothing left to stop
+            log.debug("could not stop the run of %r: %s", self._stream, exc)
 
     def close(self) -> None:
         """Release the connection; idempotent. Events not yet read are dropped."""
