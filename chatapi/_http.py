@@ -17,6 +17,8 @@ import asyncio
 import logging
 import random
 import time
+import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -120,6 +122,32 @@ def backoff_delay(attempt: int) -> float:
     return ceiling * random.uniform(0.75, 1.0)
 
 
+def _close_abandoned(session: aiohttp.ClientSession, base_url: str) -> None:
+    """Close the session of a client dropped, or left open at exit, without ``aclose()``.
+
+    ``ClientSession.close()`` is a coroutine and the loop may be gone by now; the pool's
+    synchronous part closes the sockets (if the loop still runs) and marks it closed, which
+    spares the user aiohttp's "Unclosed client session" / "Unclosed connector" reports.
+    """
+    connector = session.connector
+    if connector is None or connector.closed:
+        return
+    loop = getattr(connector, "_loop", None)
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if loop is not None and loop.is_running() and loop is not current:
+        return  # its loop runs in another thread (a ChatClient's), which closes it itself
+    connector._close()
+    warnings.warn(
+        f"an AsyncChatClient of {base_url} was never closed; chatapi closed its connections. "
+        "Use 'async with AsyncChatClient(...)' or 'await client.aclose()'.",
+        ResourceWarning,
+        stacklevel=1,
+    )
+
+
 class HTTPClient:
     """Sends the API's requests over one aiohttp session, created on first use."""
 
@@ -156,6 +184,7 @@ class HTTPClient:
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._abandoned: weakref.finalize[Any, Any] | None = None
 
     @property
     def base_url(self) -> str:
@@ -188,6 +217,9 @@ class HTTPClient:
             # retries here are ours alone, so that ``max_retries`` means what it says.
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
+            self._abandoned = weakref.finalize(
+                self, _close_abandoned, self._session, self._settings.base_url
+            )
         return self._session
 
     async def open(
@@ -360,6 +392,8 @@ class HTTPClient:
         if self._closed:
             return
         self._closed = True
+        if self._abandoned is not None:
+            self._abandoned.detach()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
