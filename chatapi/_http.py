@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiohttp
 import attrs
 
+from . import _trace
 from ._config import Settings, Timeout, user_agent
 from ._convert import decode_json
 from .errors import (
@@ -280,6 +281,34 @@ class HTTPClient:
         method: str,
         path: str,
         handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        **options: Any,
+    ) -> T:
+        """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
+        tracer = _trace.tracer
+        if tracer is None:
+            return await self._attempts(method, path, handle, self._headers, None, **options)
+        call = tracer.start(method, self.url(path), path, stream=options["stream"])
+        headers = call.headers(self._headers)
+        try:
+            result = await self._attempts(method, path, handle, headers, call, **options)
+        except BaseException as exc:
+            call.failed(exc)
+            raise
+        if isinstance(result, Response):
+            call.succeeded(result.status, result)
+        elif isinstance(result, aiohttp.ClientResponse):
+            call.succeeded(result.status, result)
+            if options["stream"]:
+                _trace.hand_to_stream(result, call)
+        return result
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        headers: Mapping[str, str],
+        call: _trace.CallTrace | None,
         *,
         params: Mapping[str, str] | None,
         json: Any,
@@ -288,7 +317,6 @@ class HTTPClient:
         stream: bool,
         retry: bool,
     ) -> T:
-        """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
         self._check_usable()
         limits = timeout or self.timeout
         session = self._get_session()
@@ -311,7 +339,7 @@ class HTTPClient:
                     params=params,
                     json=json,
                     data=data,
-                    headers=self._headers,
+                    headers=headers,
                     timeout=client_timeout,
                     allow_redirects=False,
                 )
@@ -338,6 +366,8 @@ class HTTPClient:
                 ):
                     log.info("%s failed (%s); retry %d in %.2fs", what, error, attempt + 1, delay)
                     attempt += 1
+                    if call is not None:
+                        call.resends = attempt
                     await asyncio.sleep(delay)
                     continue
                 raise error from exc
@@ -355,6 +385,8 @@ class HTTPClient:
                 retry_delay,
             )
             attempt += 1
+            if call is not None:
+                call.resends = attempt
             await asyncio.sleep(retry_delay)
 
     async def _status_error(self, response: aiohttp.ClientResponse, *, what: str) -> APIStatusError:

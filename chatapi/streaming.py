@@ -28,6 +28,7 @@ import aiohttp
 
 from ._config import Timeout
 from ._http import translate_transport_error
+from ._trace import CallTrace, take_stream_trace
 from .errors import (
     APITimeoutError,
     ChatAPIError,
@@ -146,6 +147,8 @@ class AsyncChatStream:
         # The exception that ended the stream: raised again by any later read, so that a
         # cut-off answer never passes for a complete one.
         self._failure: BaseException | None = None
+        # The trace of the call, when tracing is on (chatapi.otel).
+        self._trace: CallTrace | None = None
 
     # -- public state -------------------------------------------------------------------
 
@@ -313,7 +316,6 @@ class AsyncChatStream:
 
     def _fail(self, exc: BaseException) -> None:
         """Record what ended the stream (once) and release the connection."""
-        self._close_response()
         if self._failure is None:
             self._failure = (
                 exc
@@ -323,6 +325,7 @@ class AsyncChatStream:
                     **self._state(),
                 )
             )
+        self._close_response()
 
     async def _open(self) -> None:
         if self._opened:
@@ -332,6 +335,7 @@ class AsyncChatStream:
         self._opened_at = self._clock()
         response = await self._opener()
         self._response = response
+        self._trace = take_stream_trace(response)
         content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if content_type != "text/event-stream":
             try:
@@ -350,6 +354,8 @@ class AsyncChatStream:
             self._idle_deadline = self._clock() + self._timeout.stream_idle
 
     def _close_response(self) -> None:
+        if self._trace is not None:
+            self._trace.stream_ended(self)
         response = self._response
         if response is None:
             return
@@ -409,6 +415,8 @@ class AsyncChatStream:
         blocks = self._decoder.feed_data(chunk)
         if blocks and self._queue(blocks) and self._idle_deadline is not None:
             self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
+        if self._trace is not None:
+            self._trace.stream_read(self)
 
     def _on_deadline(self) -> None:
         if self._grace_deadline is not None and self._clock() >= self._grace_deadline - 1e-3:
