@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,18 @@ from chatapi import AsyncChatClient
 
 STREAMS = Path(__file__).parent / "fixtures" / "streams"
 API_KEY = "app-test-secret-key-0123456789"
+
+# Settings of whoever runs the tests that make a child Python write to stderr by itself:
+# asyncio's debug mode (PYTHONASYNCIODEBUG set to any value, even "0", or dev mode) reports
+# every callback slower than 0.1 s, which a busy machine produces at random.
+NOISY_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONWARNINGS")
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a Python subprocess whose stderr a test checks."""
+    env = {name: value for name, value in os.environ.items() if name not in NOISY_ENV}
+    env.update(overrides)
+    return env
 
 
 def recording(name: str) -> bytes:

@@ -22,14 +22,17 @@ from chatapi import _http
 from chatapi.cli import main
 from chatapi.testing import FakeChatServer
 
+from .conftest import NOISY_ENV
+
 MISSING = "0b8ebf40-0a43-4a5d-92a6-2e8b7a4ecb11"
 needs_signals = pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """No Dify settings from the environment of whoever runs the tests."""
-    for name in ("DIFY_API_KEY", "DIFY_BASE_URL", "DIFY_USER"):
+    """No Dify settings (nor asyncio debug mode) from the environment of whoever runs the
+    tests."""
+    for name in ("DIFY_API_KEY", "DIFY_BASE_URL", "DIFY_USER", *NOISY_ENV):
         monkeypatch.delenv(name, raising=False)
     return dict(os.environ)
 

@@ -28,7 +28,7 @@ from chatapi._bridge import SyncResource, bridge, bridge_iter
 from chatapi.resources import AsyncResource
 
 from ._sync_server import ThreadedReplayServer
-from .conftest import API_KEY, RecordedRequest, Reply, recording
+from .conftest import API_KEY, RecordedRequest, Reply, child_env, recording
 
 BLOCKING = "dify-1.12.1/v1_20_chat_blocking_new"
 STREAMING = "dify-1.12.1/v1_22_chat_streaming_new"
@@ -450,7 +450,7 @@ print("exiting without close", flush=True)
 def test_interpreter_exit_closes_an_unclosed_client_without_hanging(tmp_path: Path) -> None:
     script = tmp_path / "exit_script.py"
     script.write_text(textwrap.dedent(EXIT_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = child_env(PYTHONPATH=os.pathsep.join(sys.path))
     done = subprocess.run(
         [sys.executable, "-W", "error::ResourceWarning", str(script)],
         capture_output=True,
@@ -505,7 +505,7 @@ with FakeChatServer.running_in_thread() as server:
 def test_a_client_dropped_without_close_is_closed_at_exit(tmp_path: Path) -> None:
     script = tmp_path / "dropped.py"
     script.write_text(DROPPED_CLIENT_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONASYNCIODEBUG": "0"}
+    env = child_env(PYTHONPATH=os.pathsep.join(sys.path))
     done = subprocess.run(
         [sys.executable, "-W", "error::ResourceWarning", str(script)],
         capture_output=True,
