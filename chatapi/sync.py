@@ -271,7 +271,10 @@ class ChatStream:
 
     def _stop_quietly(self) -> None:
         """Stop the run for a consumer that went away: bounded, and never raising."""
-        self._buffer.clear()
+        buffer = self._buffer
+        while buffer and self._stream.task_id is None:  # events fetched but not yet read
+            self._stream._accept(buffer.popleft())
+        buffer.clear()
         try:
             self._loop.call(partial(stop_within_limit, self._stream))
         except ChatAPIError as exc:  # the client was closed meanwhile: nothing left to stop

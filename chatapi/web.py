@@ -161,9 +161,17 @@ class SSEEncoder:
 
 
 async def stop_within_limit(stream: AsyncChatStream) -> None:
-    """Stop the run (bounded by :data:`STOP_TIMEOUT`), log a failure, release the stream."""
+    """Stop the run (bounded by :data:`STOP_TIMEOUT`), log a failure, release the stream.
+
+    A consumer may leave before the event carrying the run's task id was read (after the
+    first keep-alive): the stream, still intact, is then read on until the id is known.
+    """
     try:
         with anyio.move_on_after(STOP_TIMEOUT):
+            if stream.task_id is None and not stream.closed and stream._failure is None:
+                async for _ in stream:
+                    if stream.task_id is not None:
+                        break
             await stream.stop()
     except ChatAPIError as exc:
         log.warning("could not stop the run of %r: %s", stream, exc)
@@ -212,7 +220,9 @@ def iter_sse(stream: ChatStream, encoder: SSEEncoder) -> Iterator[bytes]:
     over = False
     try:
         try:
-            for event in stream:
+            # Not ``for event in stream``: that iterator closes the stream when dropped,
+            # before the ``finally`` below could stop the run.
+            while (event := stream._next_event()) is not None:
                 chunk = encoder.encode(event)
                 if chunk is not None:
                     yield chunk

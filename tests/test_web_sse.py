@@ -273,6 +273,33 @@ async def test_cancelling_the_consumer_stops_the_run(
     assert stream.closed and acquired_connections(client) == 0
 
 
+@pytest.mark.parametrize("style", ["async", "sync"])
+async def test_leaving_after_the_first_keep_alive_still_stops_the_run(
+    fake: FakeChatServer, client: AsyncChatClient, style: str
+) -> None:
+    slow(fake)
+    if style == "async":
+        stream = client.chat.stream("Hi")
+        body = stream.to_sse()
+        assert await body.__anext__() == b"event: ping\n\n"  # no task id seen yet
+        assert stream.task_id is None
+        await body.aclose()  # type: ignore[attr-defined]
+        task_id = stream.task_id
+    else:
+
+        def leave_early() -> str | None:
+            with ChatClient(api_key="app-web", base_url=fake.base_url, user="u-1") as sync:
+                sync_stream = sync.chat.stream("Hi")
+                sync_body = sync_stream.to_sse()
+                assert next(sync_body) == b"event: ping\n\n"
+                sync_body.close()  # type: ignore[attr-defined]
+                return sync_stream.task_id
+
+        task_id = await asyncio.to_thread(leave_early)
+    assert task_id is not None
+    assert stops(fake) == [task_id]
+
+
 async def test_a_dropped_iterator_still_stops_the_run(
     fake: FakeChatServer, client: AsyncChatClient
 ) -> None:
