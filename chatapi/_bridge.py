@@ -383,8 +383,15 @@ class SyncMethod(Generic[P, T]):
     def _bind(self, resource: SyncResource[Any]) -> Callable[P, T]:
         fn, adapt = self.fn, self._adapt
         target, loop = resource._resource, resource._loop
+        signature, qualname = self.signature, self._qualname
 
         def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                # Checked here, on the caller's thread, so that a wrong argument is reported
+                # against the sync method, not the async one it runs on the loop.
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{qualname}() {exc}") from None
             return adapt(loop, partial(fn, target, *args, **kwargs))  # type: ignore[no-any-return]
 
         method.__name__ = self._name

@@ -4,12 +4,17 @@ Its hooks make decoding as lenient as the API requires and no more:
 - a field missing from the JSON takes its default (``None`` for optional fields);
 - an extra field is ignored; classes with a ``raw`` attribute get the whole JSON object there;
 - ``null`` where a list is expected becomes an empty list (Dify sends both);
+- JSON text where an object or a list is declared is decoded (Dify 1.12 sends a run's
+  ``outputs``, and every version its ``inputs``, as ``json.dumps`` text): one rule for every
+  field of those types, so a model never special-cases it; ``raw`` keeps what came;
 - anything else that does not fit raises :class:`~chatapi.errors.ResponseDecodeError`,
-  never a bare ``KeyError``/``TypeError``.
+  never a bare ``KeyError``/``TypeError``, naming the field path and the JSON type found
+  (:func:`mismatch`, also used for stream events).
 """
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import types
 from collections.abc import Callable
@@ -18,12 +23,21 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 import attrs
 import cattrs
 import orjson
-from cattrs.gen import make_dict_structure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn, override
 
 from .errors import ResponseDecodeError
 from .models import PauseReason
 
-__all__ = ["converter", "decode_json", "json_object", "structure", "structure_hook"]
+__all__ = [
+    "SHAPE_ERRORS",
+    "converter",
+    "decode_json",
+    "json_object",
+    "mismatch",
+    "shape_error",
+    "structure",
+    "structure_hook",
+]
 
 T = TypeVar("T")
 
@@ -36,7 +50,7 @@ def _structure_str(value: Any, _: Any) -> str:
     # Some servers send numbers where the schema has decimal strings (prices); keep their text.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise TypeError(f"expected a string, got {type(value).__name__}")
+    raise TypeError(f"expected a string, got {_json_name(value)}")
 
 
 def _structure_int(value: Any, _: Any) -> int:
@@ -45,20 +59,28 @@ def _structure_int(value: Any, _: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
-        return int(value)
-    raise TypeError(f"expected an integer, got {type(value).__name__}")
+        try:
+            return int(value)
+        except ValueError:
+            raise TypeError("expected an integer, got a string of something else") from None
+    raise TypeError(f"expected an integer, got {_json_name(value)}")
 
 
 def _structure_float(value: Any, _: Any) -> float:
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise TypeError(f"expected a number, got {type(value).__name__}")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise TypeError("expected a number, got a string of something else") from None
+    raise TypeError(f"expected a number, got {_json_name(value)}")
 
 
 def _structure_bool(value: Any, _: Any) -> bool:
     if isinstance(value, bool):
         return value
-    raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    raise TypeError(f"expected a boolean, got {_json_name(value)}")
 
 
 converter.register_structure_hook(str, _structure_str)
@@ -75,6 +97,36 @@ def _is_list_type(tp: Any) -> bool:
     return get_origin(tp) is list
 
 
+def _json_name(value: Any) -> str:
+    """The JSON type of a decoded value, as an error message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _from_json_text(value: Any, expected: type[Any], name: str) -> Any:
+    """``value`` decoded if it is JSON text of the ``expected`` JSON type, else TypeError."""
+    if isinstance(value, str):
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise TypeError(f"expected {name}, got a string (not JSON text)") from None
+        if isinstance(decoded, expected):
+            return decoded
+        raise TypeError(f"expected {name}, got a string of JSON {_json_name(decoded)}")
+    raise TypeError(f"expected {name}, got {_json_name(value)}")
+
+
 def _list_hook_factory(tp: Any) -> Callable[[Any, Any], list[Any]]:
     (item_type,) = get_args(tp) or (Any,)
     item_hook = converter.get_structure_hook(item_type)
@@ -86,7 +138,7 @@ def _list_hook_factory(tp: Any) -> Callable[[Any, Any], list[Any]]:
             if value is None:
                 return []
             if not isinstance(value, list):
-                raise TypeError(f"expected a list, got {type(value).__name__}")
+                value = _from_json_text(value, list, "an array")
             return [
                 item if item.__class__ is item_type else item_hook(item, item_type)
                 for item in value
@@ -98,7 +150,7 @@ def _list_hook_factory(tp: Any) -> Callable[[Any, Any], list[Any]]:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
+            value = _from_json_text(value, list, "an array")
         return [item_hook(item, item_type) for item in value]
 
     return structure_list
@@ -138,9 +190,12 @@ def _optional_hook_factory(tp: Any) -> Callable[[Any, Any], Any]:
 converter.register_structure_hook_factory(_is_optional_type, _optional_hook_factory)
 
 
-def _not_an_object(value: Any, cls: Any) -> TypeError:
+def _object_of(value: Any, cls: Any) -> dict[str, Any]:
+    """The JSON object for ``cls``: ``value`` decoded if it is JSON text of one, else
+    TypeError (without this check a list or string would quietly become an empty model)."""
     name = getattr(cls, "__name__", str(cls))
-    return TypeError(f"expected an object for {name}, got {type(value).__name__}")
+    decoded: dict[str, Any] = _from_json_text(value, dict, f"an object ({name})")
+    return decoded
 
 
 def _has_raw_field(cls: Any) -> bool:
@@ -210,13 +265,13 @@ def _slotted_hook(cls: Any, *, with_raw: bool) -> Callable[[Any, Any], Any] | No
     namespace: dict[str, Any] = {
         "cls": cls,
         "new": object.__new__,
-        "not_an_object": _not_an_object,
+        "object_of": _object_of,
         "MISSING": _MISSING,
     }
     lines = [
         "def structure(o, _):",
         "    if o.__class__ is not dict:",
-        "        raise not_an_object(o, cls)",
+        "        o = object_of(o, cls)",
         "    get = o.get",
         "    inst = new(cls)",
     ]
@@ -315,10 +370,8 @@ def _attrs_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:
     structure_fields = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
     def structure_object(value: Any, _: Any) -> Any:
-        # Without this check, a list or string where an object belongs would quietly become
-        # an empty model (every field has a default).
         if value.__class__ is not dict:
-            raise _not_an_object(value, cls)
+            value = _object_of(value, cls)
         instance = structure_fields(value, cls)
         if with_raw:
             # The classes are frozen; ``raw`` is set once, here, right after construction.
@@ -331,9 +384,30 @@ def _attrs_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:
 converter.register_structure_hook_factory(attrs.has, _attrs_hook_factory)
 
 
+def _dict_hook_factory(tp: Any) -> Callable[[Any, Any], dict[Any, Any]]:
+    # Typed mappings (``dict[str, str]``) get cattrs' hook, after the JSON-text rule.
+    structure_mapping = make_mapping_structure_fn(tp, converter)
+
+    def structure_dict(value: Any, _: Any) -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            value = _from_json_text(value, dict, "an object")
+        structured: dict[Any, Any] = structure_mapping(value, tp)
+        return structured
+
+    return structure_dict
+
+
+def _is_dict_type(tp: Any) -> bool:
+    return get_origin(tp) is dict
+
+
+converter.register_structure_hook_factory(_is_dict_type, _dict_hook_factory)
+
+
 def _structure_dict_any(value: Any, _: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
+        decoded: dict[str, Any] = _from_json_text(value, dict, "an object")
+        return decoded
     return value
 
 
@@ -344,7 +418,7 @@ _pause_reason_fields = make_dict_structure_fn(PauseReason, converter)
 
 def _structure_pause_reason(value: Any, _: Any) -> PauseReason:
     if not isinstance(value, dict):
-        raise _not_an_object(value, PauseReason)
+        value = _object_of(value, PauseReason)
     # Dify writes the discriminator of a pause reason as ``TYPE``.
     if "TYPE" in value and "type" not in value:
         value = {**value, "type": value["TYPE"]}
@@ -363,26 +437,100 @@ def json_object(value: Any, *, what: str) -> dict[str, Any]:
     """Check that decoded JSON is an object before its fields are read."""
     if not isinstance(value, dict):
         raise ResponseDecodeError(
-            f"expected a JSON object for {what}, got {type(value).__name__}",
+            f"expected a JSON object for {what}, got {_json_name(value)}",
             data=orjson.dumps(value),
         )
     return value
 
 
-def structure(value: Any, cls: type[T], *, what: str | None = None) -> T:
-    """Structure decoded JSON into ``cls``; any mismatch becomes ``ResponseDecodeError``."""
+# What the hooks raise on JSON of the wrong shape.
+SHAPE_ERRORS = (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _fits(value: Any, tp: Any) -> BaseException | None:
+    try:
+        converter.structure(value, tp)
+    except SHAPE_ERRORS as exc:
+        return exc
+    return None
+
+
+def mismatch(value: Any, tp: Any, path: str = "") -> tuple[str, str] | None:
+    """Where decoded JSON ``value`` does not fit type ``tp``: the field path (``data.outputs``,
+    ``data[2].id``; empty for ``value`` itself) and what was wrong there, or None if it fits.
+
+    Only called once structuring has failed, so it may take its time: it structures each
+    field again to find the innermost one that fails.
+    """
+    error = _fits(value, tp)
+    if error is None:
+        return None
+    if _is_optional_type(tp):
+        tp = next(arg for arg in get_args(tp) if arg is not type(None))
+    if isinstance(value, str) and (attrs.has(tp) or _is_list_type(tp)):
+        # JSON text in place of an object or array: look inside what it holds.
+        with contextlib.suppress(orjson.JSONDecodeError):
+            value = orjson.loads(value)
+    cls = get_origin(tp) or tp
+    if attrs.has(cls) and isinstance(value, dict):
+        hints = get_type_hints(cls)
+        for field in attrs.fields(cls):
+            if field.name == "raw" and _has_raw_field(cls):
+                continue
+            if field.name not in value:
+                if field.default is _NOTHING:
+                    return _join(path, field.name), "required field missing"
+                continue
+            found = mismatch(value[field.name], hints[field.name], _join(path, field.name))
+            if found is not None:
+                return found
+    elif _is_list_type(tp) and isinstance(value, list):
+        (item_type,) = get_args(tp) or (Any,)
+        for index, item in enumerate(value):
+            found = mismatch(item, item_type, _join(path, index))
+            if found is not None:
+                return found
+    if isinstance(error, KeyError):
+        return _join(path, str(error.args[0])), "required field missing"
+    reason = str(error)
+    if "got" not in reason:  # not one of the hooks' "expected ..., got ..." messages
+        reason = f"{reason} (found JSON {_json_name(value)})"
+    return path, reason
+
+
+def shape_error(
+    value: Any, tp: Any, *, head: str, data: bytes | str | None = None, path: str = ""
+) -> ResponseDecodeError:
+    """The ResponseDecodeError for ``value`` that failed to structure as ``tp``.
+
+    The message is ``head``, then the field path and what was found there, then ``data``
+    (default: ``value`` re-encoded).
+    """
+    found = mismatch(value, tp, path) or (path, "does not fit")
+    where, reason = found
+    return ResponseDecodeError(
+        f"{head}: {where or 'the value'}: {reason}",
+        data=orjson.dumps(value) if data is None else data,
+        path=where or None,
+    )
+
+
+def structure(value: Any, cls: type[T], *, what: str | None = None, path: str = "") -> T:
+    """Structure decoded JSON into ``cls``; any mismatch becomes ``ResponseDecodeError``
+    naming the field (``path`` prefixes it, for values taken out of a larger body)."""
     if attrs.has(cls):
         json_object(value, what=what or cls.__name__)
     try:
         return converter.structure(value, cls)
-    except KeyError as exc:
-        raise ResponseDecodeError(
-            f"{what or cls.__name__} lacks the required field {exc}", data=orjson.dumps(value)
-        ) from exc
-    except (cattrs.BaseValidationError, TypeError, ValueError, AttributeError) as exc:
-        raise ResponseDecodeError(
-            f"unexpected shape of {what or cls.__name__} ({exc})", data=orjson.dumps(value)
-        ) from exc
+    except SHAPE_ERRORS as exc:
+        head = f"unexpected shape of {what or cls.__name__}"
+        raise shape_error(value, cls, head=head, path=path) from exc
 
 
 def decode_json(body: bytes, *, what: str) -> Any:

@@ -24,6 +24,7 @@ from .resources import (
     AsyncWorkflows,
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE
+from .streaming import StreamRegistry
 
 __all__ = ["AsyncChatClient"]
 
@@ -77,6 +78,10 @@ class AsyncChatClient:
             )
         self._max_event_size = max_event_size
         self._user = settings.user
+        # Open streams by task id, so that chat.stop() of this client marks the one it stops.
+        self._streams = StreamRegistry()
+        # The class name that error messages and hints show (ChatClient wraps this one).
+        self._public_name = "AsyncChatClient"
         self._http = HTTPClient(
             settings,
             timeout=Timeout.coerce(timeout),

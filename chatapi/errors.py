@@ -283,14 +283,18 @@ class IncompleteStreamError(ChatAPIError, StreamState):
 class ResponseDecodeError(ChatAPIError):
     """A response body or a stream event could not be decoded as the API promises.
 
-    ``data`` holds the offending bytes (possibly truncated by the caller).
+    ``data`` holds the offending bytes (possibly truncated by the caller); ``path`` names the
+    field that did not fit (``outputs``, ``data.outputs``, ``data[2].id``) when one did.
     """
 
-    def __init__(self, message: str, *, data: bytes | str | None = None) -> None:
+    def __init__(
+        self, message: str, *, data: bytes | str | None = None, path: str | None = None
+    ) -> None:
         if data is not None:
             message = f"{message}: {snippet(data)}"
         super().__init__(message)
         self.data = data
+        self.path = path
 
 
 class SSEDecodeError(ResponseDecodeError):

@@ -21,10 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import cattrs
 import orjson
 
-from ._convert import structure_hook
+from ._convert import SHAPE_ERRORS, shape_error, structure_hook
 from ._serialize import Serializable
 from .errors import ResponseDecodeError
 from .models import (
@@ -645,8 +644,6 @@ _StructureHook = Callable[[Any, Any], StreamEvent]
 _hooks: dict[str, tuple[type[StreamEvent], _StructureHook]] = {}
 
 _loads = orjson.loads
-# What the converter's hooks raise on JSON of the wrong shape.
-_SHAPE_ERRORS = (cattrs.BaseValidationError, KeyError, TypeError, ValueError, AttributeError)
 
 
 def decode_event(data: str | bytes) -> StreamEvent:
@@ -667,11 +664,9 @@ def decode_event(data: str | bytes) -> StreamEvent:
         cls, hook = _lookup(payload, data)
     try:
         return hook(payload, cls)
-    except _SHAPE_ERRORS as exc:
-        reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise ResponseDecodeError(
-            f"cannot decode a {payload['event']!r} event ({reason})", data=data
-        ) from exc
+    except SHAPE_ERRORS as exc:
+        head = f"cannot decode a {payload['event']!r} event"
+        raise shape_error(payload, cls, head=head, data=data) from exc
 
 
 def _loads_leniently(data: str | bytes) -> Any:

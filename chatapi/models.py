@@ -625,13 +625,14 @@ class AnnotationReplyJob(Serializable):
 class WorkflowRun(Serializable):
     """The state and result of one Chatflow run.
 
-    ``inputs`` is kept as Dify sends it: JSON text.
+    Dify sends ``inputs`` (and, before 1.15, ``outputs``) as JSON text: both arrive here
+    decoded; ``raw`` keeps the body as sent.
     """
 
     id: str
     workflow_id: str | None = None
     status: str | None = None
-    inputs: Any = None
+    inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     error: str | None = None
     total_steps: int | None = None

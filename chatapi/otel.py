@@ -19,7 +19,8 @@ A stream's span lasts until the stream releases its connection and adds what Dif
 seconds since the request was sent), and how it ended in ``dify.stream.end``: ``completed``,
 ``paused``, ``stopped``, ``failed`` (an error event or a failed workflow), ``incomplete``
 (the body ended or broke early), ``timeout``, ``error`` (an undecodable event), or ``closed``
-(left before the end by the consumer, ``stop()`` included). A blocking chat answer carries
+(left before the end by the consumer). ``stopped`` covers ``stop()`` and ``chat.stop()``
+through the same client as well as a stop from elsewhere. A blocking chat answer carries
 the same ids and tokens.
 
 The trace context goes out with every request: W3C ``traceparent`` (through the globally
@@ -247,7 +248,11 @@ class _Call:
 def _outcome(stream: AsyncChatStream, workflow_status: str | None) -> str:
     """How a stream ended, in one word (``dify.stream.end``)."""
     failure = stream._failure
-    if isinstance(failure, StreamError) or workflow_status == "failed":
+    if isinstance(failure, StreamError):
+        return "failed"
+    if stream.stopped or stream._stop_requested or workflow_status == "stopped":
+        return "stopped"
+    if workflow_status == "failed":
         return "failed"
     if isinstance(failure, APITimeoutError):
         return "timeout"
@@ -257,8 +262,6 @@ def _outcome(stream: AsyncChatStream, workflow_status: str | None) -> str:
         return "error"
     if stream._paused is not None:
         return "paused"
-    if workflow_status == "stopped":
-        return "stopped"
     if stream._complete or stream._grace_deadline is not None:
         return "completed"
     return "closed"

@@ -36,7 +36,9 @@ def structure_page(
     """Build a :class:`Page` from a list response; ``limit``/``page`` fill in what Dify
     leaves out of the body."""
     value = json_object(value, what=what)
-    data = structure(value.get("data"), list[item_type], what=what)  # type: ignore[valid-type]
+    data = structure(
+        value.get("data"), list[item_type], what=what, path="data"  # type: ignore[valid-type]
+    )
     has_more = value.get("has_more")
     if not isinstance(has_more, bool):
         if has_more is not None:

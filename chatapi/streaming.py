@@ -11,6 +11,11 @@ socket open after them. So the stream ends at the end of the body, or as soon as
 its app mode sends has arrived (Chatflow: ``workflow_finished`` and ``message_end``; chat
 apps: ``message_end``), or ``Timeout.close_grace`` after the first closer, whichever comes
 first. A body that ends before any closer raises :class:`IncompleteStreamError`.
+
+A run stopped through the client that reads it ends cleanly (``stream.stopped``), whichever
+way Dify reports the stop: Dify has two stop paths that race, and 1.15 often answers a stop
+with a ``failed`` ``workflow_finished`` ("Aborted: User requested stop"). The client's
+:class:`StreamRegistry` lets ``chat.stop(task_id)`` mark the streams reading that task.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
@@ -63,7 +70,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - aiohttp installs async-timeout on Python 3.10
     from async_timeout import timeout_at
 
-__all__ = ["AsyncChatStream"]
+__all__ = ["AsyncChatStream", "StreamRegistry"]
 
 log = logging.getLogger("chatapi")
 
@@ -74,8 +81,54 @@ Stopper = Callable[[str], Awaitable[None]]
 # ``close_grace`` seconds.
 _CLOSERS = (MessageEndEvent, WorkflowFinishedEvent, WorkflowPausedEvent)
 _FAILED_STATUSES = frozenset({"failed"})
+# Statuses of a run whose outputs are its result.
+_SUCCEEDED_STATUSES = frozenset({"succeeded", "partial-succeeded"})
 # Events that show a paused run has resumed.
 _RESUMERS = (WorkflowStartedEvent, HumanInputFormFilledEvent)
+
+
+# Joins the answer deltas; a module global so that a test can count the parts joined.
+_join = "".join
+
+
+class StreamRegistry:
+    """The open streams of one client, by the task they read.
+
+    ``chat.stop(task_id)`` marks the streams reading that task as stopped by this client, so
+    that they end cleanly however Dify reports the stop. Held weakly; thread-safe (a sync
+    stream registers itself on its caller's thread).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: weakref.WeakKeyDictionary[AsyncChatStream, str] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def add(self, stream: AsyncChatStream, task_id: str) -> None:
+        with self._lock:
+            self._tasks[stream] = task_id
+
+    def discard(self, stream: AsyncChatStream) -> None:
+        with self._lock:
+            self._tasks.pop(stream, None)
+
+    def stopping(self, task_id: str) -> list[AsyncChatStream]:
+        """Mark the streams reading ``task_id`` as stopped by their client; return the ones
+        that were not marked already (so that a refused stop can unmark them)."""
+        with self._lock:
+            streams = [s for s, task in self._tasks.items() if task == task_id]
+        marked = [stream for stream in streams if not stream._stop_requested]
+        for stream in marked:
+            stream._stop_requested = True
+        return marked
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _expired(limit: Any) -> bool:
@@ -96,7 +149,8 @@ class AsyncChatStream:
         reply = await stream.final_message()
 
     ``task_id``, ``conversation_id``, ``message_id`` and ``workflow_run_id`` are known from
-    the first event that carries them; ``current_answer`` is the answer so far.
+    the first event that carries them; ``current_answer`` is the answer streamed so far.
+    ``stopped`` tells whether the run was stopped (see :meth:`stop`).
     """
 
     def __init__(
@@ -109,6 +163,7 @@ class AsyncChatStream:
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         end_on_pause: bool = True,
         description: str = "stream",
+        registry: StreamRegistry | None = None,
     ) -> None:
         self._opener = opener
         self._stopper = stopper
@@ -131,8 +186,11 @@ class AsyncChatStream:
         self.message_id: str | None = None
         self.workflow_run_id: str | None = None
         self._created_at: int | None = None
+        # The answer is the joined text plus the deltas since it was last read, so that
+        # reading ``current_answer`` after every event joins each delta once.
+        self._answer_text = ""
         self._answer_parts: list[str] = []
-        self._answer_cache: str | None = ""
+        self._answer_lock = threading.Lock()
         self._message_end: MessageEndEvent | None = None
         self._workflow_finished: WorkflowFinishedEvent | None = None
         self._paused: WorkflowPausedEvent | None = None
@@ -149,15 +207,49 @@ class AsyncChatStream:
         self._failure: BaseException | None = None
         # The trace of the call, when tracing is on (chatapi.otel).
         self._trace: CallTrace | None = None
+        self._registry = registry
+        self._stop_requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
 
     # -- public state -------------------------------------------------------------------
 
     @property
     def current_answer(self) -> str:
-        """The answer received so far (deltas joined, ``message_replace`` applied)."""
-        if self._answer_cache is None:
-            self._answer_cache = "".join(self._answer_parts)
-        return self._answer_cache
+        """The answer streamed so far (deltas joined, ``message_replace`` applied).
+
+        Cheap to read after every event: only the deltas since the last read are joined.
+        """
+        if not self._answer_parts:
+            return self._answer_text
+        # A sync stream takes events on its caller's thread while another thread (or the
+        # loop, building an error) may read the answer: readers and replacements take the
+        # lock; appends need none, as only the deltas joined here are removed.
+        with self._answer_lock:
+            parts = self._answer_parts
+            if parts:
+                joined = parts[:]
+                tail = _join(joined)
+                del parts[: len(joined)]
+                text = self._answer_text
+                # Dropping the attribute's reference lets CPython extend the string in
+                # place when the caller no longer holds the previous answer.
+                self._answer_text = ""
+                text += tail
+                self._answer_text = text
+            return self._answer_text
+
+    def _replace_answer(self, text: str) -> None:
+        with self._answer_lock:
+            self._answer_text = text
+            self._answer_parts.clear()
+
+    @property
+    def stopped(self) -> bool:
+        """True when the run was stopped: by :meth:`stop`, by ``chat.stop(task_id)`` of the
+        same client while this stream read it, or elsewhere (its ``workflow_finished`` says
+        ``stopped``)."""
+        return self._stopped
 
     @property
     def response(self) -> aiohttp.ClientResponse | None:
@@ -265,12 +357,19 @@ class AsyncChatStream:
     async def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
-        Before the first event the task id is unknown: the connection is only closed.
+        The stream ends cleanly: ``stopped`` is true, ``final_message()`` returns the partial
+        answer. Before the first event the task id is unknown: the connection is only closed.
+        A stream whose run was over already is left as it was.
         """
+        running = not (self._complete or self._closed)
         try:
-            if self._stopper is not None and self.task_id is not None and not self._complete:
+            if running:
+                self._stop_requested = True
+            if self._stopper is not None and self.task_id is not None and running:
                 await self._stopper(self.task_id)
         finally:
+            if running:
+                self._stopped = True
             await self.aclose()
 
     async def aclose(self) -> None:
@@ -282,6 +381,27 @@ class AsyncChatStream:
         self._closed = True
         self._pending.clear()
         self._close_response()
+        self._forget()
+
+    def __del__(self) -> None:
+        # A stream dropped without being closed (``break`` out of ``async for`` without
+        # ``async with``, a sync stream left after ``next()``) gives its connection back here,
+        # on its loop's thread, instead of keeping it until the client closes.
+        response = self._response
+        loop = self._loop
+        if response is None or loop is None:
+            return
+        self._response = None
+        self._chunks = None
+        try:
+            if loop.is_closed():
+                return
+            if _running_loop() is loop:
+                response.close()
+            else:
+                loop.call_soon_threadsafe(response.close)
+        except Exception:  # a finalizer must not raise (the loop closed, interpreter exit)
+            pass
 
     async def _next_batch(self, max_events: int) -> list[StreamEvent]:
         """Take up to ``max_events`` queued events, reading the body only when none is queued.
@@ -306,7 +426,11 @@ class AsyncChatStream:
                 self._fail(exc)
                 raise
         if isinstance(pending[0], ErrorEvent):
-            return [await self.__anext__()]
+            # Raises the error, unless the run was stopped by this client: then it ends.
+            try:
+                return [await self.__anext__()]
+            except StopAsyncIteration:
+                return []
         batch: list[StreamEvent] = []
         while pending and len(batch) < max_events and not isinstance(pending[0], ErrorEvent):
             batch.append(pending.popleft())
@@ -331,7 +455,8 @@ class AsyncChatStream:
         if self._opened:
             return
         self._opened = True
-        self._clock = asyncio.get_running_loop().time
+        self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time
         self._opened_at = self._clock()
         response = await self._opener()
         self._response = response
@@ -474,10 +599,9 @@ class AsyncChatStream:
         if cls is MessageEvent:
             if self._agent_mode:
                 # Agent apps close their agent_message deltas with the whole answer.
-                self._answer_parts = [event.answer or ""]  # type: ignore[attr-defined]
+                self._replace_answer(event.answer or "")  # type: ignore[attr-defined]
             else:
                 self._answer_parts.append(event.answer or "")  # type: ignore[attr-defined]
-            self._answer_cache = None
         elif cls is PingEvent:
             return event if self._include_pings else None
         if self.task_id is None:
@@ -486,11 +610,15 @@ class AsyncChatStream:
             self.workflow_run_id = event.workflow_run_id
         if cls is not MessageEvent:
             self._accept_other(event)
+            if cls is ErrorEvent:  # not raised: the run was stopped by this client
+                return None
         return event
 
     def _take_ids(self, event: StreamEvent) -> None:
         if event.task_id is not None:
             self.task_id = event.task_id
+            if self._registry is not None and not self._closed:
+                self._registry.add(self, event.task_id)
         if self.conversation_id is None:
             self.conversation_id = event.conversation_id
         if self.message_id is None:
@@ -512,8 +640,7 @@ class AsyncChatStream:
             if event.answer and not event.url:
                 self._add_text(event.answer)
         elif isinstance(event, MessageReplaceEvent):
-            self._answer_parts = [event.answer or ""]
-            self._answer_cache = None
+            self._replace_answer(event.answer or "")
         elif isinstance(event, AgentThoughtEvent):
             self._agent_mode = True
         elif isinstance(event, ErrorEvent):
@@ -528,7 +655,6 @@ class AsyncChatStream:
     def _add_text(self, text: str | None) -> None:
         if text:
             self._answer_parts.append(text)
-            self._answer_cache = None
 
     def _accept_closer(self, event: StreamEvent) -> None:
         if self._awaiting_resume:
@@ -546,6 +672,8 @@ class AsyncChatStream:
         elif isinstance(event, WorkflowFinishedEvent):
             self._workflow_mode = True
             self._workflow_finished = event
+            if event.data is not None and event.data.status == "stopped":
+                self._stopped = True
         elif isinstance(event, WorkflowPausedEvent):
             self._workflow_mode = True
             self._paused = event
@@ -559,6 +687,11 @@ class AsyncChatStream:
 
     def _raise_error_event(self, event: ErrorEvent) -> None:
         self._pending.clear()
+        if self._stop_requested:
+            # Stopping a run may end it with an error event: the end the caller asked for.
+            self._stopped = True
+            self._complete = True
+            return
         status = (
             self._workflow_finished.data.status
             if self._workflow_finished is not None and self._workflow_finished.data is not None
@@ -585,6 +718,13 @@ class AsyncChatStream:
             and finished.data.status in _FAILED_STATUSES
             and not self._closed
         ):
+            if self._stop_requested:
+                # Dify 1.15 reports a stop that raced the run as a failure ("Aborted: User
+                # requested stop"): this client asked for it, so it is a clean end.
+                self._stopped = True
+                self._closed = True
+                self._forget()
+                return
             self._closed = True
             error = StreamError(
                 finished.data.error or "the workflow run failed",
@@ -594,6 +734,11 @@ class AsyncChatStream:
             self._fail(error)
             raise error
         self._closed = True
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._registry is not None:
+            self._registry.discard(self)
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -603,6 +748,18 @@ class AsyncChatStream:
             "message_id": self.message_id,
             "workflow_run_id": self.workflow_run_id,
         }
+
+    def _final_answer(self) -> str:
+        """The run's answer: a Chatflow run that succeeded says it in ``outputs.answer``
+        (Dify streams no ``message`` for Answer nodes inside a Loop, nor for the text after
+        a Human Input resume); otherwise the streamed deltas."""
+        finished = self._workflow_finished
+        data = finished.data if finished is not None else None
+        if data is not None and data.status in _SUCCEEDED_STATUSES and data.outputs:
+            answer = data.outputs.get("answer")
+            if isinstance(answer, str):
+                return answer
+        return self.current_answer
 
     def _completion(self) -> ChatCompletion:
         end = self._message_end
@@ -621,7 +778,7 @@ class AsyncChatStream:
             message_id=self.message_id,
             conversation_id=self.conversation_id,
             mode=mode,
-            answer=self.current_answer,
+            answer=self._final_answer(),
             metadata=(end.metadata if end is not None and end.metadata is not None
                       else MessageMetadata()),
             created_at=self._created_at,
@@ -633,6 +790,8 @@ class AsyncChatStream:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._opened else "not started")
+        if self._stopped:
+            state += " (stopped)"
         return (
             f"<AsyncChatStream {self._description} {state} task_id={self.task_id!r} "
             f"conversation_id={self.conversation_id!r}>"

@@ -128,8 +128,18 @@ class ChatStream:
 
     @property
     def current_answer(self) -> str:
-        """The answer received so far (deltas joined, ``message_replace`` applied)."""
+        """The answer streamed so far (deltas joined, ``message_replace`` applied).
+
+        Cheap to read after every event: only the deltas since the last read are joined.
+        """
         return self._stream.current_answer
+
+    @property
+    def stopped(self) -> bool:
+        """True when the run was stopped: by :meth:`stop`, by ``chat.stop(task_id)`` of the
+        same client while this stream read it, or elsewhere (its ``workflow_finished`` says
+        ``stopped``)."""
+        return self._stream.stopped
 
     @property
     def response(self) -> aiohttp.ClientResponse | None:
@@ -264,7 +274,9 @@ class ChatStream:
     def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
-        Before the first event the task id is unknown: the connection is only closed.
+        The stream ends cleanly: ``stopped`` is true, ``final_message()`` returns the partial
+        answer. Before the first event the task id is unknown: the connection is only closed.
+        A stream whose run was over already is left as it was.
         """
         self._buffer.clear()
         self._loop.call(self._stream.stop, cut_off=self._cut_off_error)
@@ -451,6 +463,7 @@ class ChatClient:
             connector_limit=connector_limit,
             max_event_size=max_event_size,
         )
+        self._async._public_name = "ChatClient"
         self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
         client, loop = self._async, self._loop
         self.chat = Chat(client.chat, loop)

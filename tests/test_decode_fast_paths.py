@@ -310,7 +310,7 @@ def test_generated_function_handles_required_fields_and_defaults() -> None:
     assert structure({"name": 3, "tags": None, "size": 2}, _Required) == _Required(
         name="3", tags=[], size=2.0
     )
-    with pytest.raises(ResponseDecodeError, match="lacks the required field 'name'"):
+    with pytest.raises(ResponseDecodeError, match="name: required field missing"):
         structure({"tags": []}, _Required)
     with pytest.raises(ResponseDecodeError, match="expected a number"):
         structure({"name": "x", "size": None}, _Required)

@@ -802,28 +802,67 @@ def test_payload_without_a_string_event_is_rejected(payload: dict[str, Any]) -> 
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "path", "found"),
     [
-        wire("message", created_at={}),
-        wire("message", answer=["Hi"]),
-        wire("message", from_variable_selector="answer"),
-        wire("error", status=True),
-        wire("node_finished", data={"elapsed_time": "fast"}),
-        wire("node_finished", data={"inputs": ["not", "an", "object"]}),
-        wire("message_end", metadata={"usage": {"total_tokens": 1.5}}),
-        wire("message_end", metadata={"reasoning": ["llm"]}),
-        wire("human_input_required", data={"actions": [{"title": "No id"}]}),
-        wire("workflow_paused", data={"reasons": "human_input_required"}),
+        (wire("message", created_at={}), "created_at", "got object"),
+        (wire("message", answer=["Hi"]), "answer", "got array"),
+        (wire("message", from_variable_selector="answer"), "from_variable_selector", "string"),
+        (wire("error", status=True), "status", "got boolean"),
+        (wire("node_finished", data={"elapsed_time": "fast"}), "data.elapsed_time", "string"),
+        (wire("node_finished", data={"inputs": ["not", "an"]}), "data.inputs", "got array"),
+        (
+            wire("message_end", metadata={"usage": {"total_tokens": 1.5}}),
+            "metadata.usage.total_tokens",
+            "expected an integer",
+        ),
+        (wire("message_end", metadata={"reasoning": ["llm"]}), "metadata.reasoning", "array"),
+        (
+            wire("human_input_required", data={"actions": [{"title": "No id"}]}),
+            "data.actions[0].id",
+            "required field missing",
+        ),
+        (
+            wire("workflow_paused", data={"reasons": "human_input_required"}),
+            "data.reasons",
+            "not JSON text",
+        ),
+        (wire("workflow_finished", data={"outputs": [1, 2]}), "data.outputs", "got array"),
     ],
-    ids=lambda data: orjson.loads(data)["event"],
+    ids=lambda value: orjson.loads(value)["event"] if isinstance(value, bytes) else "",
 )
-def test_field_of_the_wrong_type_is_rejected(data: bytes) -> None:
+def test_field_of_the_wrong_type_is_rejected_naming_its_path(
+    data: bytes, path: str, found: str
+) -> None:
     name = orjson.loads(data)["event"]
 
     with pytest.raises(ResponseDecodeError, match=f"cannot decode a '{name}' event") as caught:
         decode_event(data)
 
     assert caught.value.data == data
+    assert caught.value.path == path
+    assert f": {path}: " in str(caught.value)
+    assert found in str(caught.value)
+
+
+def test_objects_sent_as_json_text_are_decoded_and_raw_keeps_the_text() -> None:
+    # The rule of the converter: wherever an object or a list is declared, JSON text of one
+    # is accepted (Dify serialises some columns with json.dumps).
+    data = wire(
+        "workflow_finished",
+        workflow=True,
+        data={"status": "succeeded", "outputs": '{"answer": "done"}', "files": "[]"},
+    )
+    event = decode_event(data)
+
+    assert isinstance(event, WorkflowFinishedEvent)
+    assert event.data is not None
+    assert event.data.outputs == {"answer": "done"}
+    assert event.data.files == []
+    assert event.raw["data"]["outputs"] == '{"answer": "done"}'
+
+    end = decode_event(wire("message_end", metadata={"reasoning": '{"llm": "thought"}'}))
+    assert isinstance(end, MessageEndEvent) and end.metadata is not None
+    assert end.metadata.reasoning == {"llm": "thought"}  # a typed mapping follows the rule too
 
 
 def _field_names(tp: Any, seen: set[type[Any]]) -> set[str]:

@@ -389,19 +389,11 @@ async def test_workflow_runs_and_logs(fake: FakeChatServer, api: AsyncChatClient
 
     run = await api.workflows.get_run(stream.workflow_run_id)  # type: ignore[arg-type]
     assert (run.status, run.outputs) == ("succeeded", {"answer": "Echo: logged", "files": []})
-    assert json.loads(run.inputs) == {}
+    assert run.inputs == {}
+    # Dify writes workflow logs for workflow-mode apps only: a Chatflow app's are empty.
     logs = await api.workflows.logs()
-    assert [log.workflow_run.status for log in logs.data] == ["failed", "succeeded"]  # type: ignore[union-attr]
-    assert logs.total == 2
-    ok = await api.workflows.logs(status="succeeded")
-    mine = await api.workflows.logs(created_by_end_user_session_id="user-2")
-    found = await api.workflows.logs(keyword="logged")
-    assert [log.workflow_run.id for log in ok.data] == [run.id]  # type: ignore[union-attr]
-    assert [log.created_by_end_user.session_id for log in mine.data] == ["user-2"]  # type: ignore[union-attr]
-    assert [log.workflow_run.id for log in found.data] == [run.id]  # type: ignore[union-attr]
-    assert [log.id async for log in api.workflows.iter_logs(page_size=1)] == [
-        log.id for log in logs.data
-    ]
+    assert (logs.data, logs.total, logs.has_more) == ([], 0, False)
+    assert [log async for log in api.workflows.iter_logs(status="succeeded")] == []
     with pytest.raises(NotFoundError) as caught:
         await api.workflows.get_run(MISSING)
     assert caught.value.message == "Workflow run not found."

@@ -242,8 +242,12 @@ async def test_a_stop_is_a_span_of_its_own_with_an_id_free_template(
     async with fake_client.chat.stream("one two three four") as stream:
         async for _ in stream:
             await stream.stop()
-    names = sorted(span.name for span in exporter.get_finished_spans())
-    assert names == ["POST /chat-messages", "POST /chat-messages/{id}/stop"]
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert sorted(spans) == ["POST /chat-messages", "POST /chat-messages/{id}/stop"]
+    stream_span = spans["POST /chat-messages"]
+    assert stream_span.attributes is not None
+    assert stream_span.attributes["dify.stream.end"] == "stopped"
+    assert stream_span.status.status_code is StatusCode.UNSET
 
 
 def test_the_sync_client_is_traced_too(exporter: InMemorySpanExporter) -> None:

@@ -202,6 +202,25 @@ async def test_list_rejects_a_body_that_is_not_a_page(
         await client.messages.list(CONVERSATION)
 
 
+async def test_a_page_item_that_does_not_fit_is_named_by_its_path(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    broken = {**message("m-2", 2), "created_at": "yesterday"}
+    server.queue(json_reply(history_page(message("m-1", 1), broken, has_more=False)))
+    with pytest.raises(ResponseDecodeError, match=r"data\[1\]\.created_at: expected an integer"):
+        await client.messages.list(CONVERSATION)
+
+
+async def test_message_inputs_sent_as_json_text_are_decoded(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    sent = {**message("m-1", 1), "inputs": '{"city": "Paris"}'}
+    server.queue(json_reply(history_page(sent, has_more=False)))
+    page = await client.messages.list(CONVERSATION)
+    assert page.data[0].inputs == {"city": "Paris"}
+    assert page.data[0].raw["inputs"] == '{"city": "Paris"}'
+
+
 # -- messages.iter ---------------------------------------------------------------------------
 
 

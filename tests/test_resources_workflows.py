@@ -16,6 +16,7 @@ from chatapi import (
     BadRequestError,
     ConfigurationError,
     NotFoundError,
+    ResponseDecodeError,
 )
 from chatapi.events import HumanInputFormFilledEvent, WorkflowFinishedEvent
 from chatapi.models import HumanInputForm, WorkflowLog, WorkflowRun
@@ -47,10 +48,47 @@ async def test_get_run_decodes_the_documented_answer(
 
     assert isinstance(run, WorkflowRun)
     assert run.status == "succeeded"
-    assert run.inputs == '{"query": "Translate this to French"}'  # JSON text, as sent
+    assert run.inputs == {"query": "Translate this to French"}  # sent as JSON text
+    assert run.raw["inputs"] == '{"query": "Translate this to French"}'
     assert run.outputs == {"result": "Traduisez ceci en francais"}
     assert (run.total_steps, run.total_tokens, run.elapsed_time) == (3, 150, 1.23)
     assert (run.created_at, run.finished_at) == (1705407629, 1705407630)
+
+
+async def test_get_run_accepts_outputs_as_json_text_as_dify_1_12_sends_them(
+    server: ReplayServer, client: AsyncChatClient
+) -> None:
+    # Dify 1.12.1 answers with both columns as json.dumps text; 1.15.0 sends outputs as an
+    # object (the test above).
+    body = {
+        **example("workflow_run"),
+        "inputs": '{"sys.query": "hi"}',
+        "outputs": '{"answer": "1\\n2"}',
+    }
+    server.queue(json_reply(body))
+    run = await client.workflows.get_run(RUN)
+
+    assert run.inputs == {"sys.query": "hi"}
+    assert run.outputs == {"answer": "1\n2"}
+    assert run.raw["outputs"] == '{"answer": "1\\n2"}'  # what came
+
+
+@pytest.mark.parametrize(
+    ("outputs", "found"),
+    [
+        (["not", "an", "object"], "got array"),
+        ('["json", "text", "of", "an", "array"]', "got a string of JSON array"),
+        ("plain text", "got a string (not JSON text)"),
+    ],
+)
+async def test_get_run_with_outputs_that_are_no_object_names_the_field(
+    server: ReplayServer, client: AsyncChatClient, outputs: Any, found: str
+) -> None:
+    server.queue(json_reply({**example("workflow_run"), "outputs": outputs}))
+    expected = re.escape(f"outputs: expected an object, {found}")
+    with pytest.raises(ResponseDecodeError, match=expected) as caught:
+        await client.workflows.get_run(RUN)
+    assert caught.value.path == "outputs"
 
 
 async def test_get_run_of_an_unknown_run_is_not_found(
@@ -186,7 +224,8 @@ async def test_events_ends_on_the_closing_event_when_the_server_keeps_the_socket
     server.queue(Reply(body=recording(RESUMED), hold_open=True))
     async with client.workflows.events(RUN, continue_on_pause=True) as stream:
         reply = await stream.final_message()
-    assert reply.answer.endswith("\n")
+    # The whole answer of the run, from its workflow_finished outputs.
+    assert reply.answer.endswith("Approved: comment=ship it decision=yes action=approve")
     assert stream.closed
 
 

@@ -187,10 +187,28 @@ def test_errors_are_the_async_exception_types(
 
 def test_a_missing_user_raises_before_any_request(server: ThreadedReplayServer) -> None:
     with ChatClient(API_KEY, base_url=server.base_url) as client:
-        with pytest.raises(ConfigurationError, match="end-user id"):
+        with pytest.raises(ConfigurationError, match="end-user id") as caught:
             client.chat.send("Hi")
+        # The hint names the class in use.
+        assert "ChatClient(user=...)" in str(caught.value)
+        assert "AsyncChatClient" not in str(caught.value)
         with pytest.raises(ConfigurationError, match="end-user id"):
             client.chat.stream("Hi")
+    assert server.requests == []
+
+
+def test_wrong_arguments_are_reported_against_the_sync_method(
+    server: ThreadedReplayServer, client: ChatClient
+) -> None:
+    unexpected = r"^Chat\.send\(\) got an unexpected keyword argument 'bogus'"
+    with pytest.raises(TypeError, match=unexpected):
+        client.chat.send("hi", bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^Chat\.send\(\) missing a required argument: 'query'"):
+        client.chat.send()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^Workflows\.events\(\) got an unexpected keyword"):
+        client.workflows.events("run-1", bogus=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^Messages\.iter\(\) got an unexpected keyword"):
+        client.messages.iter("c-1", bogus=True)  # type: ignore[call-arg]
     assert server.requests == []
 
 

@@ -89,7 +89,7 @@ class AsyncResource:
         if user is None:
             raise ConfigurationError(
                 "this call needs an end-user id: pass user=... or set a default with "
-                "AsyncChatClient(user=...) or the DIFY_USER environment variable"
+                f"{self._client._public_name}(user=...) or the DIFY_USER environment variable"
             )
         if not isinstance(user, str) or not user.strip():
             raise ValueError(f"user must be a non-empty string, got {user!r}")

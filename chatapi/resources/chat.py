@@ -9,6 +9,7 @@ import attrs
 
 from .._config import Timeout
 from .._convert import structure
+from ..errors import APIStatusError
 from ..models import ChatCompletion, InputFile
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, path_segment
@@ -146,6 +147,7 @@ class AsyncChat(AsyncResource):
             include_pings=include_pings,
             max_event_size=self._client.max_event_size,
             description="POST /chat-messages",
+            registry=self._client._streams,
         )
 
     async def stop(
@@ -153,9 +155,17 @@ class AsyncChat(AsyncResource):
     ) -> None:
         """Stop a streaming run by its ``task_id``; ``user`` must be the run's user.
 
-        Dify answers success even for an unknown or finished task.
+        A stream of this client reading that run ends cleanly, with ``stream.stopped`` set
+        and its partial answer. Dify answers success even for an unknown or finished task.
         """
         path = f"/chat-messages/{path_segment(task_id, 'task_id')}/stop"
-        await self._http.request_json(
-            "POST", path, json={"user": self._user(user)}, timeout=self._timeout(timeout)
-        )
+        body = {"user": self._user(user)}
+        limits = self._timeout(timeout)
+        marked = self._client._streams.stopping(task_id)
+        try:
+            await self._http.request_json("POST", path, json=body, timeout=limits)
+        except APIStatusError:
+            # Refused: the run goes on, and a failure of it is a failure again.
+            for stream in marked:
+                stream._stop_requested = False
+            raise

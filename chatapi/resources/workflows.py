@@ -51,6 +51,8 @@ class AsyncWorkflows(AsyncResource):
     ) -> Page[WorkflowLog]:
         """One page of the workflow logs, newest first, filtered by the arguments given.
 
+        Always empty for Chatflow apps: Dify writes these rows for workflow-mode apps only.
+
         ``status`` is ``succeeded``, ``failed`` or ``stopped``; the dates (datetimes or
         ISO 8601 text) go out as Dify's ``created_at__before`` / ``created_at__after``;
         ``created_by_end_user_session_id`` is a ``user`` string.
@@ -92,7 +94,10 @@ class AsyncWorkflows(AsyncResource):
         page_size: int = 100,
         timeout: Timeout | float | None = None,
     ) -> AsyncIterator[WorkflowLog]:
-        """Every log entry matching the filters, newest first, fetching pages as needed."""
+        """Every log entry matching the filters, newest first, fetching pages as needed.
+
+        Always empty for Chatflow apps: Dify writes these rows for workflow-mode apps only.
+        """
 
         async def fetch(page: int) -> Page[WorkflowLog]:
             return await self.logs(
@@ -158,4 +163,5 @@ class AsyncWorkflows(AsyncResource):
             max_event_size=self._client.max_event_size,
             end_on_pause=not continue_on_pause,
             description=f"GET {path}",
+            registry=self._client._streams,
         )

@@ -207,7 +207,10 @@ class ChatEndpoints:
         after = date_param(request, "created_at__after")
         session = request.query.get("created_by_end_user_session_id") or None
         account = request.query.get("created_by_account") or None
-        runs = sorted(self.ctx.store.runs.values(), key=lambda r: r.seq, reverse=True)
+        # Dify writes workflow logs for workflow-mode apps only: a Chatflow app's list is
+        # always empty, however many runs it has.
+        logged = self.ctx.store.runs.values() if self.ctx.mode != "advanced-chat" else ()
+        runs = sorted(logged, key=lambda r: r.seq, reverse=True)
         selected = [
             run
             for run in runs

@@ -3,7 +3,8 @@
 The event shapes and their order follow the recorded Dify 1.15.0 Chatflow streams: an
 initial ping, ``workflow_started``, ``node_started``/``node_finished`` per node, the answer in
 ``message`` chunks while the LLM node runs, then ``message_end`` and ``workflow_finished``.
-A stopped run ends with ``workflow_finished`` (status ``stopped``) and ``message_end``.
+A stopped run ends with ``workflow_finished`` (status ``stopped``) and ``message_end``, or
+(``script.stop_as_failure()``) with a ``failed`` one, as Dify 1.15 often reports a stop.
 Chatbot apps send ``message`` chunks and ``message_end``; agent apps ``agent_thought``,
 ``agent_message`` chunks and ``message_end``.
 """
@@ -387,6 +388,12 @@ class ChatRun:
         run.total_tokens = usage["total_tokens"]
         run.total_steps = 2
         if stopped:
+            if self.plan.stop_as_failure:
+                run.finish("failed", outputs={}, error="Aborted: User requested stop")
+                await self.emit(self._workflow_finished())
+                # The run's record says stopped, as Dify's get_run does afterwards.
+                run.status = "stopped"
+                return
             run.finish("stopped", outputs={"answer": self.message.answer})
             await self.emit(self._workflow_finished())
             await self.emit(self._message_end())

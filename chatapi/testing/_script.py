@@ -81,6 +81,7 @@ class RunPlan:
     ping_interval: float | None = None
     flood: int | None = None
     pause_for_input: bool = False
+    stop_as_failure: bool = False
 
 
 _DEFAULT_CODES = {
@@ -296,6 +297,13 @@ class Script:
         followed with ``GET /workflow/{workflow_run_id}/events``.
         """
         self._add_rule("pause", times, streaming_only=False, pause_for_input=True)
+
+    def stop_as_failure(self, *, times: int | None = 1) -> None:
+        """Make the next stopped Chatflow runs report the stop the way Dify 1.15 does when
+        the stop request races the run: ``workflow_finished`` with status ``failed`` and
+        error ``"Aborted: User requested stop"``, and no ``message_end``. (By default a
+        stopped run ends with status ``stopped``.)"""
+        self._add_rule("stop_as_failure", times, stop_as_failure=True)
 
     def reset(self) -> None:
         """Drop every queued fault and scripted reply; the replies and pacing given when the
