@@ -45,8 +45,12 @@ class Serializable:
         return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
+# The attribute holding the JSON as received: ``raw``, or ``_raw`` behind a ``raw`` property.
+_RAW_NAMES = ("raw", "_raw")
+
+
 def _has_raw(cls: Any) -> bool:
-    return attrs.has(cls) and "raw" in attrs.fields_dict(cls)
+    return attrs.has(cls) and any(name in attrs.fields_dict(cls) for name in _RAW_NAMES)
 
 
 @functools.cache
@@ -56,7 +60,11 @@ def _converter() -> Any:
     from ._convert import converter
 
     def without_raw(cls: Any) -> Any:
-        return make_dict_unstructure_fn(cls, converter, raw=override(omit=True))
+        fields = attrs.fields_dict(cls)
+        omitted: dict[str, Any] = {
+            name: override(omit=True) for name in _RAW_NAMES if name in fields
+        }
+        return make_dict_unstructure_fn(cls, converter, **omitted)
 
     converter.register_unstructure_hook_factory(_has_raw, without_raw)
     return converter
