@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from .streaming import AsyncChatStream
     from .sync import ChatStream
 
-__all__ = ["STOP_TIMEOUT", "SSEItem", "Transform", "encode_sse"]
+__all__ = ["SSE_HEADERS", "STOP_TIMEOUT", "SSEItem", "Transform", "encode_sse"]
 
 log = logging.getLogger("chatapi")
 
@@ -57,6 +58,16 @@ Transform = Callable[[StreamEvent], SSEItem | None]
 
 STOP_TIMEOUT = 10.0
 """Seconds a stop request may take once the consumer of ``to_sse()`` has gone away."""
+
+SSE_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        # nginx buffers proxied responses unless told otherwise: events would arrive in bursts.
+        "X-Accel-Buffering": "no",
+    }
+)
+"""Headers for a response whose body is ``to_sse()``."""
 
 _PING = b"event: ping\n\n"
 # Stops still running after the task that asked for them was cancelled by its own caller.

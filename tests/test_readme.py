@@ -223,9 +223,9 @@ def _as_a_test_file(ctx: Context, block: Block) -> None:
 
 
 async def _ask_over_http(url: str) -> None:
-    """POST a question to a re-streaming endpoint as a browser would; check the SSE answer."""
+    """Ask a re-streaming endpoint as a browser's EventSource would; check the SSE answer."""
     async with aiohttp.ClientSession() as session:
-        response = await session.post(url, json={"query": "Hi", "user": USER})
+        response = await session.get(url, params={"query": "Hi", "user": USER})
         body = await response.read()
     assert response.status == 200, body
     assert response.content_type == "text/event-stream"
@@ -237,7 +237,7 @@ async def _ask_over_http(url: str) -> None:
 
 @runner("asgi-app")
 def _served_by_uvicorn(ctx: Context, block: Block) -> None:
-    """The block defines an ASGI ``app`` with ``POST /chat``: uvicorn serves it on 127.0.0.1
+    """The block defines an ASGI ``app`` with ``GET /chat``: uvicorn serves it on 127.0.0.1
     and a question goes through it."""
     ctx.run(block)
     listener = socket.socket()
@@ -263,7 +263,7 @@ def _served_by_uvicorn(ctx: Context, block: Block) -> None:
 
 @runner("aiohttp-app")
 def _served_by_aiohttp(ctx: Context, block: Block) -> None:
-    """The block defines an aiohttp.web ``app`` with ``POST /chat``: it is served on
+    """The block defines an aiohttp.web ``app`` with ``GET /chat``: it is served on
     127.0.0.1 and a question goes through it."""
     ctx.run(block)
 

@@ -355,7 +355,7 @@ async def test_aiohttp_web_client_disconnect_stops_the_run(
 
     async def chat(request: web.Request) -> web.StreamResponse:
         try:
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            response = web.StreamResponse(headers=chatapi_web.SSE_HEADERS)
             await response.prepare(request)
             stream = client.chat.stream((await request.json())["query"])
             opened.append(stream)
@@ -465,6 +465,9 @@ async def test_uvicorn_a_whole_answer_passes_through(
     async with aiohttp.ClientSession() as session:
         response = await session.post(asgi_server + "/chat", json={"query": "all of it"})
         body = await response.read()
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
     sent = payloads(body)
     assert "".join(p["answer"] for p in sent if p["event"] == "message") == "Echo: all of it"
     assert sent[-1]["event"] in ("message_end", "workflow_finished")

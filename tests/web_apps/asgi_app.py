@@ -34,7 +34,7 @@ app = FastAPI(lifespan=lifespan)
 async def chat(question: dict[str, str]) -> StreamingResponse:
     stream = client.chat.stream(question["query"])
     streams.add(stream)
-    return StreamingResponse(stream.to_sse(), media_type="text/event-stream")
+    return StreamingResponse(stream.to_sse(), headers=web.SSE_HEADERS)
 
 
 @app.get("/state")
