@@ -11,6 +11,7 @@ from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
     APIConnectionError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -24,6 +25,7 @@ from .errors import (
     RateLimitError,
     RequestTooLargeError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     SSEDecodeError,
     StreamError,
     StreamIdleTimeoutError,
@@ -37,6 +39,7 @@ from .sync import ChatClient, ChatStream
 
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncChatClient",
@@ -57,6 +60,7 @@ __all__ = [
     "RateLimitError",
     "RequestTooLargeError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "SSEDecodeError",
     "StreamError",
     "StreamEvent",

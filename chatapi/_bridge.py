@@ -32,6 +32,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from . import _fork
 from .errors import APIConnectionError, ConfigurationError
 
 __all__ = ["LoopThread", "SyncMethod", "SyncResource", "bridge", "bridge_iter"]
@@ -96,6 +97,7 @@ class LoopThread:
         self._calls: set[_Call] = set()
         self._dependents_lock = threading.Lock()
         self._dependents: weakref.WeakSet[Dependent] = weakref.WeakSet()
+        _fork.register(self)
 
     @property
     def closed(self) -> bool:
@@ -113,6 +115,18 @@ class LoopThread:
         """End ``dependent`` (on the loop) when the loop is closed; held weakly."""
         with self._dependents_lock:
             self._dependents.add(dependent)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the loop thread did not come along; start a new one on the
+        next call. Streams of the parent cannot be continued here and are forgotten."""
+        _fork.keep_inherited(self._portal, self._portal_cm, self._calls, self._dependents)
+        self._lifecycle = threading.Lock()  # another thread may have held it at the fork
+        self._portal = None
+        self._portal_cm = None
+        self._thread_id = None
+        self._calls = set()
+        self._dependents_lock = threading.Lock()
+        self._dependents = weakref.WeakSet()
 
     def _start(self) -> BlockingPortal:
         portal = self._portal
@@ -292,6 +306,16 @@ def _register(loop: LoopThread) -> None:
 def _unregister(loop: LoopThread) -> None:
     with _running_lock:
         _running.discard(loop)
+
+
+def _forget_running_loops() -> None:
+    # In a forked child the parent's loop threads do not exist; nothing is left to close.
+    global _running_lock
+    _running_lock = threading.Lock()
+    _running.clear()
+
+
+_fork.on_fork_in_child(_forget_running_loops)
 
 
 @atexit.register

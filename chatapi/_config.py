@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,7 @@ import yarl
 from ._version import __version__
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_BASE_URL", "Timeout", "resolve_settings", "user_agent"]
+__all__ = ["DEFAULT_BASE_URL", "Timeout", "check_headers", "resolve_settings", "user_agent"]
 
 DEFAULT_BASE_URL = "https://api.dify.ai/v1"
 ENV_API_KEY = "DIFY_API_KEY"
@@ -48,7 +49,9 @@ class Timeout:
     - ``total``: the whole call. ``None`` (the default) means 120 s for plain calls and no
       limit for streams; ``math.inf`` lifts it for plain calls too.
     - ``stream_idle``: the longest wait for a stream event other than a ping. Pings keep a
-      socket alive while a run is stuck; this limit notices.
+      socket alive while a run is stuck; this limit notices. It also bounds the opening of
+      a stream, counted from the moment the request is sent: the headers (or a whole error
+      body) and the first event must arrive within it, however slowly the bytes trickle.
     - ``close_grace``: after a closing event (``message_end``, ``workflow_finished``...) how
       long a stream waits for the rest before it ends on its own.
     """
@@ -119,7 +122,28 @@ def resolve_settings(
         base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     if not isinstance(base_url, str):
         raise ConfigurationError(f"base_url must be a string, got {type(base_url).__name__}")
-    base_url = base_url.strip().rstrip("/")
+    base_url = _check_base_url(base_url.strip().rstrip("/"))
+    if user is None:
+        user = os.environ.get(ENV_USER) or None
+    if user is not None and (not isinstance(user, str) or not user.strip()):
+        raise ConfigurationError(f"user must be a non-empty string, got {user!r}")
+    return Settings(api_key=api_key.strip(), base_url=base_url, user=user)
+
+
+def _check_base_url(base_url: str) -> str:
+    """Refuse what would send requests elsewhere than meant, or leak a password in a repr."""
+    _, sep, rest = base_url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        # A password in the URL would show in every repr and log line; say only where it is.
+        raise ConfigurationError(
+            "base_url must not contain credentials (user:password@...): the client "
+            "authenticates with its API key only"
+        )
+    if "?" in base_url or "#" in base_url:
+        # Paths are appended to base_url: a query or fragment would swallow them.
+        raise ConfigurationError(
+            f"base_url must not contain a query (?) or a fragment (#), got {base_url!r}"
+        )
     try:
         url = yarl.URL(base_url)
     except (TypeError, ValueError) as exc:
@@ -129,11 +153,48 @@ def resolve_settings(
             f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, "
             f"got {base_url!r}"
         )
-    if user is None:
-        user = os.environ.get(ENV_USER) or None
-    if user is not None and (not isinstance(user, str) or not user.strip()):
-        raise ConfigurationError(f"user must be a non-empty string, got {user!r}")
-    return Settings(api_key=api_key.strip(), base_url=base_url, user=user)
+    return base_url
+
+
+# RFC 9110 token characters: what a header name may be made of.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def check_headers(headers: Any) -> dict[str, str]:
+    """Check ``default_headers``: string names that are HTTP tokens, string values without
+    CR, LF or NUL (which would split or cut the request). Values are never shown: they may
+    be secrets."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(
+            f"default_headers must be a mapping of names to values, got {type(headers).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"default_headers names must be strings, got {type(name).__name__}"
+            )
+        bad = next((i for i, char in enumerate(name) if char not in _TOKEN), None)
+        if not name or bad is not None:
+            # Show the name only up to the offending character: what follows a CR/LF may be
+            # a smuggled header with a secret.
+            raise ConfigurationError(
+                f"default_headers name {name[:bad]!r}... is not a valid HTTP header name"
+                if name
+                else "default_headers has an empty header name"
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"default_headers[{name!r}] must be a string, got {type(value).__name__}"
+            )
+        if any(char in value for char in "\r\n\0"):
+            raise ConfigurationError(
+                f"default_headers[{name!r}] contains a line break or NUL character"
+            )
+        checked[name] = value
+    return checked
 
 
 def user_agent() -> str:

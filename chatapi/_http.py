@@ -25,15 +25,17 @@ from typing import Any, TypeVar
 import aiohttp
 import attrs
 
-from . import _trace
-from ._config import Settings, Timeout, user_agent
+from . import _fork, _trace
+from ._config import Settings, Timeout, check_headers, user_agent
 from ._convert import decode_json
 from .errors import (
     APIConnectionError,
+    APIProtocolError,
     APIStatusError,
     APITimeoutError,
     ChatAPIError,
     ConfigurationError,
+    ResponseTooLargeError,
     parse_retry_after,
     status_error_from_response,
 )
@@ -48,6 +50,12 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0
 RETRY_AFTER_MAX = 60.0
+# How much of an error body is read: enough for any Dify envelope or gateway page, and a
+# server that streams an endless error body cannot grow the client.
+MAX_ERROR_BODY = 64 * 1024
+# The default cap of a non-streaming 2xx body: above Dify's default upload limits (100 MB for
+# video), which bound what ``files.preview`` can return.
+DEFAULT_MAX_RESPONSE_SIZE = 128 * 1024 * 1024
 
 
 @attrs.frozen
@@ -77,6 +85,12 @@ def translate_transport_error(exc: BaseException, *, what: str) -> ChatAPIError:
         return APIConnectionError(
             f"{what}: could not connect to {exc.host}:{exc.port} ({exc.os_error})"
         )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # The client never raises for a status itself: aiohttp raises this when it could
+        # not parse the answer (status line, headers, chunk sizes).
+        return APIProtocolError(
+            f"{what}: the server answered with malformed HTTP ({_parser_message(exc)})"
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return APIConnectionError(f"{what}: server closed the connection")
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -84,6 +98,49 @@ def translate_transport_error(exc: BaseException, *, what: str) -> ChatAPIError:
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return APIConnectionError(f"{what}: connection error ({type(exc).__name__}: {exc})")
     return APIConnectionError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _parser_message(exc: aiohttp.ClientResponseError) -> str:
+    """aiohttp's parser message on one line, without its caret line and status code."""
+    lines = [line.strip() for line in str(exc.message).splitlines()]
+    return " ".join(line for line in lines if line and set(line) != {"^"}) or "unreadable"
+
+
+def _wake_reader_when_lost(response: aiohttp.ClientResponse) -> None:
+    """Make sure a reader of ``response``'s body hears of a connection lost mid-body.
+
+    aiohttp (3.13 and 3.14) closes the connection when a body that arrives after the
+    headers is malformed (a bad chunk size), but never tells the body's reader, which then
+    waits for bytes that cannot come until a time limit fires. When the connection closes
+    with the body unfinished and no error on it, give the reader one. Registered once per
+    response and removed when its connection is released: nothing per event.
+    """
+    connection = response.connection
+    if connection is None:
+        return
+    closed = getattr(connection.protocol, "closed", None)
+    if not isinstance(closed, asyncio.Future) or closed.done():
+        return
+    content = response.content
+
+    def on_lost(_: object) -> None:
+        # aiohttp reports every other loss mid-body itself, before this runs: only the
+        # parser's rejection of the body leaves the reader without an error.
+        if not content.is_eof() and content.exception() is None:
+            content.set_exception(
+                aiohttp.ClientResponseError(
+                    response.request_info,
+                    response.history,
+                    status=response.status,
+                    message="the body broke off at a part that is not valid HTTP",
+                )
+            )
+
+    def forget() -> None:
+        closed.remove_done_callback(on_lost)
+
+    closed.add_done_callback(on_lost)
+    connection.add_callback(forget)
 
 
 def _sent_nothing(exc: BaseException) -> bool:
@@ -95,10 +152,26 @@ async def _keep_open(response: aiohttp.ClientResponse) -> aiohttp.ClientResponse
     return response
 
 
-async def _read_whole(response: aiohttp.ClientResponse) -> Response:
-    body = await response.read()
-    response.release()
-    return Response(status=response.status, headers=response.headers, body=body)
+async def _read_at_most(
+    response: aiohttp.ClientResponse, limit: int, buffer: bytearray
+) -> bool:
+    """Read the body into ``buffer``, up to ``limit`` bytes; True when there was more.
+
+    ``buffer`` keeps what was read when a read fails.
+    """
+    # Bounded: every read returns at least one byte, or b"" at the end of the body.
+    while len(buffer) <= limit:
+        chunk = await response.content.read(limit + 1 - len(buffer))
+        if not chunk:
+            return False
+        buffer += chunk
+    del buffer[limit:]
+    return True
+
+
+def _content_length(response: aiohttp.ClientResponse) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() and len(value) < 20 else None
 
 
 def _status_retry_delay(error: APIStatusError, attempt: int) -> float | None:
@@ -161,6 +234,7 @@ class HTTPClient:
         session: aiohttp.ClientSession | None,
         default_headers: Mapping[str, str] | None,
         connector_limit: int,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
@@ -172,6 +246,15 @@ class HTTPClient:
             raise ConfigurationError(
                 f"connector_limit must be an integer >= 0 (0: no limit), got {connector_limit!r}"
             )
+        if (
+            isinstance(max_response_size, bool)
+            or not isinstance(max_response_size, int)
+            or max_response_size <= 0
+        ):
+            raise ConfigurationError(
+                f"max_response_size must be a positive number of bytes, got {max_response_size!r}"
+            )
+        self.max_response_size = max_response_size
         self._settings = settings
         self.timeout = timeout
         self.max_retries = max_retries
@@ -180,12 +263,14 @@ class HTTPClient:
         self._connector_limit = connector_limit
         self._headers = {
             "User-Agent": user_agent(),
-            **(default_headers or {}),
+            **check_headers(default_headers),
             "Authorization": f"Bearer {settings.api_key}",
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._abandoned: weakref.finalize[Any, Any] | None = None
+        self._forked_session = False
+        _fork.register(self)
 
     @property
     def base_url(self) -> str:
@@ -198,9 +283,47 @@ class HTTPClient:
     def url(self, path: str) -> str:
         return self._settings.base_url + path
 
+    async def _read_whole(self, response: aiohttp.ClientResponse) -> Response:
+        """Read a 2xx body, refusing one larger than ``max_response_size``."""
+        limit = self.max_response_size
+        length = _content_length(response)
+        too_large = length is not None and length > limit
+        body = bytearray()
+        if not too_large:
+            too_large = await _read_at_most(response, limit, body)
+        if too_large:
+            response.close()  # the rest is never read: this connection cannot be reused
+            raise ResponseTooLargeError(
+                f"{response.method} {response.url.path}: the response body is larger than "
+                f"max_response_size ({limit} bytes)",
+                limit=limit,
+            )
+        response.release()
+        return Response(status=response.status, headers=response.headers, body=bytes(body))
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the parent's connections and loop are not ours to use; the
+        next call opens a new session (one the client created) on the child's loop."""
+        if self._session is not None:
+            if self._owns_session:
+                _fork.keep_inherited(self._session)
+                self._session = None
+                if self._abandoned is not None:  # closing it at exit would hurt the parent
+                    self._abandoned.detach()
+                    self._abandoned = None
+            else:
+                self._forked_session = True
+        self._loop = None
+
     def _check_usable(self) -> None:
         if self._closed:
             raise ConfigurationError("the client is closed; create a new one")
+        if self._forked_session:
+            raise ConfigurationError(
+                "this AsyncChatClient was given an aiohttp session in the parent process, "
+                "which cannot be used after os.fork(); create the session and the client in "
+                "the child (or let the client create its own session)"
+            )
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -213,7 +336,11 @@ class HTTPClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._connector_limit)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # No cookie jar: the client authenticates with its key alone, and a cookie set
+            # for one end user must not ride along with the calls made for another.
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
             # aiohttp silently re-sends an idempotent request once when a connection drops;
             # retries here are ours alone, so that ``max_retries`` means what it says.
             if hasattr(self._session, "_retry_connection"):
@@ -267,7 +394,7 @@ class HTTPClient:
         return await self._send(
             method,
             path,
-            _read_whole,
+            self._read_whole,
             params=params,
             json=json,
             data=data,
@@ -343,6 +470,7 @@ class HTTPClient:
                     timeout=client_timeout,
                     allow_redirects=False,
                 )
+                _wake_reader_when_lost(response)
                 if log.isEnabledFor(logging.DEBUG):
                     elapsed = (time.monotonic() - started) * 1e3
                     log.debug("%s -> %d in %.1f ms", what, response.status, elapsed)
@@ -390,16 +518,28 @@ class HTTPClient:
             await asyncio.sleep(retry_delay)
 
     async def _status_error(self, response: aiohttp.ClientResponse, *, what: str) -> APIStatusError:
+        """Read the start of an error body (up to ``MAX_ERROR_BODY``) and build the error.
+
+        What was read is kept when the body is longer, breaks off or outlasts the call's
+        time limit; the message says so.
+        """
+        body = bytearray()
+        cut: str | None = None
         try:
-            body = await response.read()
+            if await _read_at_most(response, MAX_ERROR_BODY, body):
+                cut = f"error body cut at {MAX_ERROR_BODY} bytes"
         except asyncio.CancelledError:
             response.close()
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-            body = b""
-        finally:
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            cut = f"error body incomplete: {translate_transport_error(exc, what='reading it')}"
+        if cut is None:
             response.release()
-        return status_error_from_response(response.status, body, response.headers)
+        else:
+            response.close()
+        return status_error_from_response(
+            response.status, bytes(body), response.headers, cut=cut
+        )
 
     async def request_json(
         self,

@@ -31,6 +31,7 @@ from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
     APIConnectionError,
+    APIProtocolError,
     ChatAPIError,
     ConfigurationError,
     IncompleteStreamError,
@@ -440,6 +441,8 @@ def _describe(error: ChatAPIError) -> str:
         return f"the run failed: {error}"
     if isinstance(error, IncompleteStreamError):
         return f"the answer broke off: {error}"
+    if isinstance(error, APIProtocolError):
+        return f"the server answered badly: {error}"
     if isinstance(error, APIConnectionError):
         return f"cannot reach the API: {error}"
     return str(error)

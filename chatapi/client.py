@@ -8,7 +8,7 @@ from types import TracebackType
 import aiohttp
 
 from ._config import Timeout, resolve_settings
-from ._http import HTTPClient
+from ._http import DEFAULT_MAX_RESPONSE_SIZE, HTTPClient
 from .errors import ConfigurationError
 from .resources import (
     AsyncAnnotations,
@@ -37,11 +37,14 @@ class AsyncChatClient:
     gives none). ``timeout`` is a :class:`Timeout` or a number (the total limit of a call).
     ``max_retries`` bounds the retries of failed calls that are safe to repeat (0: none). A
     ``session`` you pass is used as is and never closed by the client. ``connector_limit``
-    caps the connections of the session the client creates (0: no cap), and
-    ``max_event_size`` the size of one stream event.
+    caps the connections of the session the client creates (0: no cap),
+    ``max_event_size`` the size of one stream event, and ``max_response_size`` the size of
+    a non-streaming response body (128 MiB by default; error bodies are read up to 64 KiB).
 
     Use it as an async context manager, or call :meth:`aclose` when done. A client is bound
-    to the event loop it first runs on.
+    to the event loop it first runs on; in a child made by ``os.fork()`` it starts over on
+    the child's loop with a new session (a ``session`` you passed cannot follow: the first
+    call there raises :class:`ConfigurationError`). It keeps no cookies.
     """
 
     chat: AsyncChat
@@ -68,6 +71,7 @@ class AsyncChatClient:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         settings = resolve_settings(api_key, base_url, user)
         if isinstance(max_event_size, bool) or not isinstance(max_event_size, int) or (
@@ -89,6 +93,7 @@ class AsyncChatClient:
             session=session,
             default_headers=default_headers,
             connector_limit=connector_limit,
+            max_response_size=max_response_size,
         )
         self.chat = AsyncChat(self)
         self.messages = AsyncMessages(self)
@@ -121,6 +126,12 @@ class AsyncChatClient:
     def max_event_size(self) -> int:
         """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
         return self._max_event_size
+
+    @property
+    def max_response_size(self) -> int:
+        """The largest non-streaming response body accepted, in bytes (larger ones raise
+        ResponseTooLargeError)."""
+        return self._http.max_response_size
 
     @property
     def max_retries(self) -> int:

@@ -5,6 +5,7 @@ Every exception the library raises derives from :class:`ChatAPIError`::
     ChatAPIError
     ├── ConfigurationError          bad or missing settings, raised before any request
     ├── APIConnectionError          could not connect, or the connection broke
+    │   ├── APIProtocolError        the server answered with malformed HTTP
     │   └── APITimeoutError         a connect / read / total limit fired
     │       └── StreamIdleTimeoutError   no non-ping event within ``stream_idle``
     ├── APIStatusError              the server answered with a non-2xx status
@@ -19,6 +20,7 @@ Every exception the library raises derives from :class:`ChatAPIError`::
     ├── StreamError                 an ``error`` event, or a failed workflow, inside a stream
     ├── IncompleteStreamError       the stream ended before its run was over
     └── ResponseDecodeError         a body or an event is not what the API promises
+        ├── ResponseTooLargeError   a body larger than ``max_response_size``
         └── SSEDecodeError          the event stream itself is malformed (e.g. too large)
 
 Stream errors carry what the stream had received (:class:`StreamState`): the partial answer
@@ -37,6 +39,7 @@ import orjson
 
 __all__ = [
     "APIConnectionError",
+    "APIProtocolError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
@@ -50,6 +53,7 @@ __all__ = [
     "RateLimitError",
     "RequestTooLargeError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "SSEDecodeError",
     "StreamError",
     "StreamIdleTimeoutError",
@@ -106,6 +110,16 @@ class StreamState:
 
 class APIConnectionError(ChatAPIError):
     """The server could not be reached, or the connection broke during the exchange."""
+
+
+class APIProtocolError(APIConnectionError):
+    """The server answered with something that is not valid HTTP (a garbage status line, a
+    bad header or chunk size): it was reached, but what came back could not be read.
+
+    A subclass of :class:`APIConnectionError` because, like a broken connection, the
+    exchange failed below HTTP: there is no status or body to act on, and it is retried
+    under the same rules.
+    """
 
 
 class APITimeoutError(APIConnectionError, StreamState):
@@ -297,8 +311,19 @@ class ResponseDecodeError(ChatAPIError):
         self.path = path
 
 
+class ResponseTooLargeError(ResponseDecodeError):
+    """A response body is larger than the client's ``max_response_size``; ``limit`` is that
+    size in bytes. Nothing past the limit was read."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class SSEDecodeError(ResponseDecodeError):
-    """The event stream violates a limit of the decoder (an event larger than allowed)."""
+    """The event stream could not be decoded: it violates a limit of the decoder (an event
+    larger than ``max_event_size``, a ``retry`` value past ``int()``'s digit limit), or the
+    decoder failed on it unexpectedly (the original exception is chained)."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
@@ -331,13 +356,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def status_error_from_response(
-    status_code: int, body: bytes, headers: Mapping[str, str]
+    status_code: int, body: bytes, headers: Mapping[str, str], *, cut: str | None = None
 ) -> APIStatusError:
     """Build the exception for a non-2xx response from its status, body and headers.
 
     A JSON body in Dify's envelope ``{"code", "message", "status"}`` gives ``code`` and
     ``message``; any other body (an HTML gateway page, plain text, nothing) keeps
-    ``code=None`` and shows its first bytes in the message.
+    ``code=None`` and shows its first bytes in the message. ``cut`` says why ``body`` is
+    only the start of the body (it is added to the message).
     """
     code: str | None = None
     message: str | None = None
@@ -360,6 +386,8 @@ def status_error_from_response(
             message = "empty error body"
     elif not message:
         message = "(no message)"
+    if cut is not None:
+        message = f"{message} [{cut}]"
     cls = _STATUS_CLASSES.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError

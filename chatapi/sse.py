@@ -321,7 +321,15 @@ class SSEDecoder:
                     self._last_event_id = value.decode("utf-8", "replace")
             # bytes.isdigit() accepts ASCII digits only and rejects b"".
             elif name == b"retry" and value.isdigit():
-                self._retry = int(value)
+                try:
+                    self._retry = int(value)
+                except ValueError:
+                    # More digits than int() converts (sys.get_int_max_str_digits, 4,300 by
+                    # default): no server means that, and a bare ValueError is no answer.
+                    raise SSEDecodeError(
+                        f"retry field of {len(value)} digits is not a reconnection time",
+                        data=line[:_ERROR_HEAD],
+                    ) from None
 
     def _dispatch(self, events: list[bytes | ServerSentEvent]) -> None:
         """Handle a blank line: emit the current block's event, if any, and reset the block."""

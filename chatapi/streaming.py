@@ -41,6 +41,7 @@ from .errors import (
     ChatAPIError,
     IncompleteStreamError,
     ResponseDecodeError,
+    SSEDecodeError,
     StreamError,
     StreamIdleTimeoutError,
 )
@@ -458,6 +459,31 @@ class AsyncChatStream:
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time
         self._opened_at = self._clock()
+        idle = self._timeout.stream_idle
+        if idle is None:
+            await self._open_response()
+            return
+        # ``stream_idle`` runs from the moment the request is sent: headers or an error body
+        # that trickle in byte by byte must not hold the caller longer than a silent stream
+        # would (``read`` restarts on every byte, and streams have no total limit).
+        deadline = self._opened_at + idle
+        limit = timeout_at(deadline)
+        try:
+            async with limit:
+                await self._open_response()
+        except asyncio.TimeoutError:
+            if not _expired(limit):
+                raise
+            raise StreamIdleTimeoutError(
+                f"{self._description}: no event within {idle} s of sending the request "
+                "(stream_idle)",
+                timeout="stream_idle",
+                **self._state(),
+            ) from None
+        # The first event is due within the same limit, counted from the request too.
+        self._idle_deadline = deadline
+
+    async def _open_response(self) -> None:
         response = await self._opener()
         self._response = response
         self._trace = take_stream_trace(response)
@@ -475,8 +501,6 @@ class AsyncChatStream:
                 data=head,
             )
         self._chunks = response.content.iter_any()
-        if self._timeout.stream_idle is not None:
-            self._idle_deadline = self._clock() + self._timeout.stream_idle
 
     def _close_response(self) -> None:
         if self._trace is not None:
@@ -526,7 +550,12 @@ class AsyncChatStream:
                     return
         except StopAsyncIteration:
             self._eof = True
-            self._queue(self._decoder.close())
+            try:
+                self._queue(self._decoder.close())
+            except ChatAPIError:
+                raise
+            except Exception as exc:
+                raise self._decoder_failure(exc) from exc
             self._on_end_of_body()
             return
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -537,11 +566,24 @@ class AsyncChatStream:
                 return
             raise self._transport_failure(exc) from exc
         # Most chunks of a stream read in small pieces complete no event.
-        blocks = self._decoder.feed_data(chunk)
-        if blocks and self._queue(blocks) and self._idle_deadline is not None:
+        try:
+            blocks = self._decoder.feed_data(chunk)
+            progress = bool(blocks) and self._queue(blocks)
+        except ChatAPIError:
+            raise
+        except Exception as exc:
+            raise self._decoder_failure(exc) from exc
+        if progress and self._idle_deadline is not None:
             self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
         if self._trace is not None:
             self._trace.stream_read(self)
+
+    def _decoder_failure(self, exc: Exception) -> SSEDecodeError:
+        """A bug of the decoder surfacing in the stream: reported as a chatapi error."""
+        return SSEDecodeError(
+            f"{self._description}: the event stream could not be decoded "
+            f"({type(exc).__name__}: {exc})"
+        )
 
     def _on_deadline(self) -> None:
         if self._grace_deadline is not None and self._clock() >= self._grace_deadline - 1e-3:

@@ -33,6 +33,7 @@ import aiohttp
 
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
+from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from .client import AsyncChatClient
 from .errors import ChatAPIError, ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
@@ -417,7 +418,8 @@ class ChatClient:
     exists for symmetry only: an aiohttp session belongs to one event loop and this client
     runs its own, so passing one raises :class:`ConfigurationError`.
 
-    Use it as a context manager, or call :meth:`close` when done. Thread-safe.
+    Use it as a context manager, or call :meth:`close` when done. Thread-safe. In a child
+    made by ``os.fork()`` its first call starts a new loop thread and new connections.
     """
 
     chat: Chat
@@ -444,6 +446,7 @@ class ChatClient:
         default_headers: Mapping[str, str] | None = None,
         connector_limit: int = 100,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         if session is not None:
             raise ConfigurationError(
@@ -462,6 +465,7 @@ class ChatClient:
             default_headers=default_headers,
             connector_limit=connector_limit,
             max_event_size=max_event_size,
+            max_response_size=max_response_size,
         )
         self._async._public_name = "ChatClient"
         self._loop = LoopThread(name="chatapi-loop", on_close=self._async.aclose)
@@ -497,6 +501,12 @@ class ChatClient:
     def max_event_size(self) -> int:
         """The largest stream event accepted, in bytes (larger ones raise SSEDecodeError)."""
         return self._async.max_event_size
+
+    @property
+    def max_response_size(self) -> int:
+        """The largest non-streaming response body accepted, in bytes (larger ones raise
+        ResponseTooLargeError)."""
+        return self._async.max_response_size
 
     @property
     def max_retries(self) -> int:
