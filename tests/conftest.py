@@ -6,12 +6,15 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, settings
 
 from chatapi import AsyncChatClient
 
@@ -22,6 +25,52 @@ API_KEY = "app-test-secret-key-0123456789"
 # asyncio's debug mode (PYTHONASYNCIODEBUG set to any value, even "0", or dev mode) reports
 # every callback slower than 0.1 s, which a busy machine produces at random.
 NOISY_ENV = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONWARNINGS")
+
+
+# Hypothesis times every example (a 200 ms deadline) and the generation of data (the
+# too_slow health check): on a busy machine both fail tests that are correct. Speed is the
+# benchmarks' business, never a test's.
+settings.register_profile(
+    "chatapi-tests", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("chatapi-tests")
+
+
+def _aioresponses_problem() -> str | None:
+    """Why aioresponses cannot mock the installed aiohttp (None when it can): tried once with
+    a real mocked request, so that the tests run again as soon as it catches up."""
+    try:
+        from aioresponses import aioresponses
+    except ImportError as exc:
+        return f"aioresponses is not installed ({exc})"
+
+    async def probe() -> None:
+        with aioresponses() as mocked:
+            mocked.get("http://probe.test/", payload={})
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get("http://probe.test/") as response,
+            ):
+                await response.json()
+
+    try:
+        # On a thread of its own: no event loop of the test session is touched.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except Exception as exc:
+        return (
+            f"aioresponses cannot mock aiohttp {aiohttp.__version__} "
+            f"({type(exc).__name__}: {exc}); .ci/run runs these tests on the pinned aiohttp"
+        )
+    return None
+
+
+AIORESPONSES_PROBLEM = _aioresponses_problem()
+# For tests built on aioresponses: they skip, saying why, where it cannot work (aiohttp
+# 3.14 changed the ClientResponse constructor that aioresponses 0.7.9 calls).
+requires_aioresponses = pytest.mark.skipif(
+    AIORESPONSES_PROBLEM is not None, reason=AIORESPONSES_PROBLEM or ""
+)
 
 
 def child_env(**overrides: str) -> dict[str, str]:

@@ -24,6 +24,8 @@ How a block runs:
   with ``@runner("name")``; most script ``ctx.server`` and then call ``ctx.run(block)``.
 
 There is no way to skip a block: a ```python block that must not run is not an example.
+Every code block names its language (```bash, ```text...), and Python is spelt ``python``,
+so no Python example escapes the collection.
 """
 
 from __future__ import annotations
@@ -67,14 +69,28 @@ SAMPLE_FILES: dict[str, bytes] = {
 _FENCE = re.compile(r"^```(\S*)\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _MARKER = re.compile(r"^<!--\s*readme-test:\s*([\w-]+)\s*-->$")
+_PYTHON_ALIASES = {"py", "py3", "python3", "pycon", "ipython", "pyi"}
+
+
+@attrs.frozen
+class Fence:
+    """One fenced code block of the README."""
+
+    line: int  # line number of the first line of code
+    language: str
+    heading: str
+    section: int  # line number of the heading (0: before any)
+    source: str
+    before: str  # the last non-blank line before the opening fence
 
 
 @attrs.frozen
 class Block:
     """One ```python block: where it is, the heading it is under and how it runs."""
 
-    line: int  # line number of the first line of code
+    line: int
     heading: str
+    section: int
     source: str
     runner: str
 
@@ -84,22 +100,22 @@ class Block:
         return f"L{self.line}-{slug}"
 
 
-def python_blocks(text: str) -> list[Block]:
-    """The ```python blocks of a Markdown text, with their heading and runner marker."""
-    blocks: list[Block] = []
-    heading = "(top)"
-    previous = ""  # the last non-blank line before the current one
+def fences(text: str) -> list[Fence]:
+    """The fenced code blocks of a Markdown text, with the heading each is under."""
+    found: list[Fence] = []
+    heading, section = "(top)", 0
+    before = ""
     lines = text.splitlines()
     index = 0
     while index < len(lines):
         line = lines[index]
         fence = _FENCE.match(line)
         if fence is None:
-            found = _HEADING.match(line)
-            if found is not None:
-                heading = found.group(2)
+            title = _HEADING.match(line)
+            if title is not None:
+                heading, section = title.group(2), index + 1
             if line.strip():
-                previous = line.strip()
+                before = line.strip()
             index += 1
             continue
         end = index + 1
@@ -107,18 +123,21 @@ def python_blocks(text: str) -> list[Block]:
             end += 1
         if end == len(lines):
             raise ValueError(f"README.md:{index + 1}: the code block is never closed")
-        if fence.group(1) == "python":
-            marker = _MARKER.match(previous)
-            blocks.append(
-                Block(
-                    line=index + 2,
-                    heading=heading,
-                    source="\n".join(lines[index + 1 : end]) + "\n",
-                    runner=marker.group(1) if marker else "default",
-                )
-            )
-        previous = lines[end]
+        source = "\n".join(lines[index + 1 : end]) + "\n"
+        found.append(Fence(index + 2, fence.group(1), heading, section, source, before))
+        before = lines[end]
         index = end + 1
+    return found
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The ```python blocks of a Markdown text, with their heading and runner marker."""
+    blocks = []
+    for fence in fences(text):
+        if fence.language == "python":
+            marker = _MARKER.match(fence.before)
+            runner = marker.group(1) if marker else "default"
+            blocks.append(Block(fence.line, fence.heading, fence.section, fence.source, runner))
     return blocks
 
 
@@ -205,12 +224,11 @@ def _as_a_test_file(ctx: Context, block: Block) -> None:
     project = ctx.workdir / "new-project"
     project.mkdir()
     (project / "test_example.py").write_text(block.source, encoding="utf-8")
+    # An ini file of its own: no configuration from directories above applies.
+    (project / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     env = {key: value for key, value in child_env().items() if not key.startswith("PYTEST_")}
     done = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
-            "--rootdir", str(project), "test_example.py",
-        ],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:asyncio", "test_example.py"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -283,8 +301,7 @@ def _served_by_aiohttp(ctx: Context, block: Block) -> None:
 
 def _section(block: Block) -> list[Block]:
     """The blocks under the heading of ``block``, up to and including it."""
-    same = [other for other in BLOCKS if other.heading == block.heading]
-    return [other for other in same if other.line <= block.line]
+    return [o for o in BLOCKS if o.section == block.section and o.line <= block.line]
 
 
 @pytest.fixture
@@ -316,6 +333,17 @@ def test_the_readme_has_python_examples_and_every_marker_is_known() -> None:
     assert len(BLOCKS) >= 10
     unknown = {block.runner for block in BLOCKS} - RUNNERS.keys()
     assert not unknown, f"README markers with no runner in {__file__}: {sorted(unknown)}"
+    # A marker not right before a ```python block would be silently ignored.
+    markers = README.read_text(encoding="utf-8").count("<!-- readme-test:")
+    assert markers == sum(block.runner != "default" for block in BLOCKS)
+
+
+def test_every_code_block_names_its_language_and_python_is_spelt_python() -> None:
+    # Python that is not collected must be impossible: no unlabelled block, no alias.
+    for fence in fences(README.read_text(encoding="utf-8")):
+        where = f"README.md:{fence.line - 1}"
+        assert fence.language, f"{where}: say the language (```text for plain text)"
+        assert fence.language not in _PYTHON_ALIASES, f"{where}: write ```python to run it"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
@@ -323,10 +351,17 @@ def test_readme_example_runs(block: Block, context: Context) -> None:
     *before, this = _section(block)
     for earlier in before:
         try:
-            RUNNERS[earlier.runner](context, earlier)
+            _runner_of(earlier)(context, earlier)
         except Exception as exc:
             pytest.fail(f"the block at README.md:{earlier.line}, run first, failed: {exc!r}")
-    RUNNERS[this.runner](context, this)
+    _runner_of(this)(context, this)
+
+
+def _runner_of(block: Block) -> Runner:
+    found = RUNNERS.get(block.runner)
+    if found is None:
+        pytest.fail(f"README.md:{block.line}: no @runner({block.runner!r}) in {__file__}")
+    return found
 
 
 def test_blocks_are_found_with_their_heading_and_marker() -> None:
@@ -335,8 +370,9 @@ def test_blocks_are_found_with_their_heading_and_marker() -> None:
         "<!-- readme-test: human-input -->\n```python\nb = 2\nc = 3\n```\n"
     )
     assert python_blocks(text) == [
-        Block(line=6, heading="One", source="a = 1\n", runner="default"),
-        Block(line=17, heading="Two", source="b = 2\nc = 3\n", runner="human-input"),
+        Block(line=6, heading="One", section=3, source="a = 1\n", runner="default"),
+        Block(line=17, heading="Two", section=13, source="b = 2\nc = 3\n", runner="human-input"),
     ]
     with pytest.raises(ValueError, match="never closed"):
         python_blocks("```python\nx = 1\n")
+    assert [fence.language for fence in fences("```\ntree\n```\n```py\nx\n```\n")] == ["", "py"]

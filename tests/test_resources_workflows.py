@@ -21,7 +21,7 @@ from chatapi import (
 from chatapi.events import HumanInputFormFilledEvent, WorkflowFinishedEvent
 from chatapi.models import HumanInputForm, WorkflowLog, WorkflowRun
 
-from .conftest import API_KEY, ReplayServer, Reply, recording, sse
+from .conftest import API_KEY, ReplayServer, Reply, recording, requires_aioresponses, sse
 from .resource_helpers import anonymous_client, error_example, error_reply, example, json_reply
 
 RUN = "2fdd6723-f66b-4cb2-a473-8dea8b107dcc"
@@ -347,6 +347,7 @@ async def test_submit_checks_its_arguments(
         (lambda c: c.chat.stop("t/1"), "/v1/chat-messages/t%2F1/stop"),
     ],
 )
+@requires_aioresponses
 async def test_path_parameters_are_url_quoted(call: Any, raw_path: str) -> None:
     with aioresponses() as mocked:
         mocked.get(re.compile(r".*"), payload={"id": "x"})
