@@ -185,12 +185,8 @@ class _Call:
         usage = end.metadata.usage if end is not None and end.metadata is not None else None
         finished = stream._workflow_finished
         status = finished.data.status if finished is not None and finished.data else None
-        if stream._workflow_mode:
-            mode = "advanced-chat"
-        else:
-            mode = "agent-chat" if stream._agent_mode else "chat"
         self._set_dify(
-            mode=mode,
+            mode=stream._app_mode(),
             task_id=stream.task_id,
             conversation_id=stream.conversation_id,
             message_id=stream.message_id,

@@ -803,15 +803,16 @@ class AsyncChatStream:
                 return answer
         return self.current_answer
 
+    def _app_mode(self) -> str:
+        """The app mode the events show so far (Chatflow, agent or chatbot)."""
+        if self._workflow_mode:
+            return "advanced-chat"
+        return "agent-chat" if self._agent_mode else "chat"
+
     def _completion(self) -> ChatCompletion:
         end = self._message_end
         paused = self._paused
-        if self._workflow_mode:
-            mode = "advanced-chat"
-        elif self._agent_mode:
-            mode = "agent-chat"
-        else:
-            mode = "chat"
+        mode = self._app_mode()
         pause_data: WorkflowPausedData | None = paused.data if paused is not None else None
         return ChatCompletion(
             event="workflow_paused" if paused is not None else "message",
