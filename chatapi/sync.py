@@ -283,14 +283,17 @@ class ChatStream:
         self._loop.call(self._stream.stop, cut_off=self._cut_off_error)
 
     def _stop_quietly(self) -> None:
-        """Stop the run for a consumer that went away: bounded, and never raising."""
-        buffer = self._buffer
-        while buffer and self._stream.task_id is None:  # events fetched but not yet read
-            self._stream._accept(buffer.popleft())
-        buffer.clear()
+        """Stop the run for a consumer that went away: bounded, and never raising.
+
+        Before the task id is known (the consumer left after the first keep-alive) the
+        stream is read on here until it is.
+        """
         try:
+            while self._stream.task_id is None and self._next_event() is not None:
+                pass
+            self._buffer.clear()
             self._loop.call(partial(stop_within_limit, self._stream))
-        except ChatAPIError as exc:  # the client was closed meanwhile: nothing left to stop
+        except ChatAPIError as exc:  # the run failed, or the client was closed meanwhile
             log.debug("could not stop the run of %r: %s", self._stream, exc)
 
     def close(self) -> None:
