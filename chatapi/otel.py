@@ -47,8 +47,10 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     IncompleteStreamError,
+    ResponseDecodeError,
     StreamError,
 )
+from .events import StreamEvent, decode_event
 
 try:
     from opentelemetry import propagate, trace
@@ -169,7 +171,13 @@ class _Call:
     def stream_read(self, stream: AsyncChatStream) -> None:
         if self._first_token:
             return
-        for event in stream._pending:
+        for item in stream._pending:
+            # Queued events may still be undecoded data (decoding is lazy): decoded again here,
+            # only until the first answer text shows up.
+            try:
+                event = item if isinstance(item, StreamEvent) else decode_event(item)
+            except ResponseDecodeError:
+                return  # the stream raises it when it gets there
             if stream._text_of(event):
                 self._first_token = True
                 self.span.add_event(
