@@ -292,7 +292,7 @@ class ChatStream:
             while self._stream.task_id is None and self._next_event() is not None:
                 pass
             self._buffer.clear()
-            self._loop.call(partial(stop_within_limit, self._stream))
+            self._loop.call(partial(stop_within_limit, self._stream, read_on=False))
         except ChatAPIError as exc:  # the run failed, or the client was closed meanwhile
             log.debug("could not stop the run of %r: %s", self._stream, exc)
 

@@ -171,15 +171,16 @@ class SSEEncoder:
         return self.encode(_error_event(exc, stream))
 
 
-async def stop_within_limit(stream: AsyncChatStream) -> None:
+async def stop_within_limit(stream: AsyncChatStream, *, read_on: bool = True) -> None:
     """Stop the run (bounded by :data:`STOP_TIMEOUT`), log a failure, release the stream.
 
     A consumer may leave before the event carrying the run's task id was read (after the
-    first keep-alive): the stream, still intact, is then read on until the id is known.
+    first keep-alive): unless another reader owns it (``read_on=False``), the stream, still
+    intact, is then read on until the id is known.
     """
     try:
         with anyio.move_on_after(STOP_TIMEOUT):
-            if stream.task_id is None and not stream.closed and stream._failure is None:
+            if read_on and stream.task_id is None and not stream.closed and not stream._failure:
                 async for _ in stream:
                     if stream.task_id is not None:
                         break

@@ -293,7 +293,7 @@ async def test_leaving_after_the_first_keep_alive_still_stops_the_run(
                 sync_body = sync_stream.to_sse()
                 assert next(sync_body) == b"event: ping\n\n"
                 sync_body.close()  # type: ignore[attr-defined]
-                return sync_stream.task_id
+                return sync_stream._stream.task_id  # the reading side's, which a stop uses
 
         task_id = await asyncio.to_thread(leave_early)
     assert task_id is not None
