@@ -29,7 +29,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -64,7 +64,9 @@ from .events import (
 )
 from .models import ChatCompletion, MessageMetadata, WorkflowPausedData
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
-from .web import SSEEncoder, Transform, aiter_sse
+
+if TYPE_CHECKING:
+    from .web import Transform
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -351,6 +353,8 @@ class AsyncChatStream:
         away first (the async iterator cancelled, closed or dropped; the sync iterable closed
         by a WSGI server), the run is stopped on the server. See :mod:`chatapi.web`.
         """
+        from .web import SSEEncoder, aiter_sse  # imported on first use: it brings anyio
+
         encoder = SSEEncoder(events=events, transform=transform, pings=pings)
         self._include_pings = self._include_pings or pings
         return aiter_sse(self, encoder)
