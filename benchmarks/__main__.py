@@ -54,7 +54,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="short run (well under a minute)")
-    size.add_argument("--full", action="store_true", help="also 5,000 concurrent streams")
+    size.add_argument(
+        "--full", action="store_true", help="also 5,000 and 10,000 concurrent streams"
+    )
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}"
     )

@@ -58,7 +58,7 @@ class Settings:
 
     @classmethod
     def full(cls) -> Settings:
-        return cls(streams=(100, 1_000, 5_000))
+        return cls(streams=(100, 1_000, 5_000, 10_000))
 
 
 @dataclass
@@ -198,8 +198,8 @@ def machine() -> dict[str, str]:
                     break
     except OSError:
         pass
-    packages = ["chatapi", "aiohttp", "orjson", "attrs", "cattrs"]
-    peers = ["httpx", "httpx-sse", "openai", "pydantic"]
+    packages = ["chatapi", "aiohttp", "orjson", "msgspec", "attrs", "cattrs"]
+    peers = ["httpx", "httpx-sse", "openai", "pydantic", "dify-client-python"]
     versions = ", ".join(
         f"{name} {peer_version(name) or 'not installed'}" for name in packages + peers
     )
@@ -209,5 +209,9 @@ def machine() -> dict[str, str]:
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
         "OS": f"{platform.system()} {platform.release()}",
         "packages": versions,
+        "GC": (
+            f"enabled during the timed runs (thresholds {gc.get_threshold()}); a full collection "
+            "before each repetition"
+        ),
         "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
     }

@@ -19,6 +19,7 @@ __all__ = [
     "big_event",
     "blocking_body",
     "chunked",
+    "end_events",
     "fixed_chunks",
     "message_event",
     "stream_body",
@@ -137,6 +138,14 @@ def _head() -> bytes:
             _node("node_started", "llm", "llm", 2, False),
         )
     )
+
+
+def end_events() -> bytes:
+    """A ``message_end`` alone: what closes a chat (not Chatflow) answer."""
+    end = _envelope("message_end")
+    end["id"] = IDS["message_id"]
+    end["metadata"] = {"usage": {"total_tokens": 1}}
+    return _encode(end)
 
 
 def _tail(count: int) -> bytes:

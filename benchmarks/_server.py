@@ -8,6 +8,8 @@ reads the port(s) it prints and stops it by closing its standard input.
   with a prepared Chatflow body of EVENTS message deltas, written in 64 KiB pieces as fast as
   the socket takes them; in blocking mode with a prepared JSON answer. The cheapest possible
   server, so that the client's work dominates.
+- ``paced EVENTS INTERVAL``: EVENTS message deltas, one every INTERVAL seconds, each with
+  the time it was written (for the latency of a stream's events), then the closing events.
 - ``fake FLOOD PACE``: two :class:`~chatapi.testing.FakeChatServer` instances. The first
   streams a three-word answer, one word every PACE seconds (streams that stay open, for
   memory and time to first event); the second floods FLOOD message events per answer.
@@ -19,11 +21,13 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 
-from ._data import blocking_body, stream_body
+from ._data import blocking_body, end_events, message_event, stream_body
 
 __all__ = ["start_server"]
 
@@ -59,8 +63,19 @@ async def _until_stdin_closes() -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
-async def _serve_raw(events: int) -> None:
+def _split_events(body: bytes) -> list[bytes]:
+    """The body cut after each blank line: one write per event, as Dify flushes them."""
+    pieces = body.split(b"\n\n")
+    return [piece + b"\n\n" for piece in pieces[:-1]]
+
+
+async def _serve_raw(events: int, per_event: bool) -> None:
     body = stream_body(events)
+    writes = (
+        _split_events(body)
+        if per_event
+        else [body[start : start + _WRITE] for start in range(0, len(body), _WRITE)]
+    )
     answer = blocking_body()
 
     async def chat_messages(request: web.Request) -> web.StreamResponse:
@@ -69,13 +84,35 @@ async def _serve_raw(events: int) -> None:
             return web.Response(body=answer, content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for start in range(0, len(body), _WRITE):
-            await response.write(body[start : start + _WRITE])
+        for piece in writes:
+            await response.write(piece)
         await response.write_eof()
         return response
 
+    await _serve_app(chat_messages)
+
+
+async def _serve_paced(events: int, interval: float) -> None:
+    """Answer deltas one per ``interval`` seconds, each carrying the monotonic time of its
+    write in nanoseconds as its answer (the clock is shared by the processes of a machine)."""
+
+    async def chat_messages(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for _ in range(events):
+            await response.write(message_event(str(time.monotonic_ns())))
+            await asyncio.sleep(interval)
+        await response.write(end_events())
+        await response.write_eof()
+        return response
+
+    await _serve_app(chat_messages)
+
+
+async def _serve_app(handler: Any) -> None:
     app = web.Application()
-    app.router.add_post("/v1/chat-messages", chat_messages)
+    app.router.add_post("/v1/chat-messages", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
@@ -103,7 +140,9 @@ async def _serve_fake(flood: int, pace: float) -> None:
 def main() -> None:
     kind, count = sys.argv[1], int(sys.argv[2])
     if kind == "raw":
-        asyncio.run(_serve_raw(count))
+        asyncio.run(_serve_raw(count, per_event=sys.argv[3:] == ["per-event"]))
+    elif kind == "paced":
+        asyncio.run(_serve_paced(count, float(sys.argv[3])))
     else:
         asyncio.run(_serve_fake(count, float(sys.argv[3])))
 

@@ -157,7 +157,7 @@ async def _level(ports: list[int], streams: int, settings: Settings) -> list[Row
     completed.check(f"= {streams:,}", lambda value: value == streams, on="value")
     flood_done.check(f"= {streams:,}", lambda value: value == streams, on="value")
     if streams >= 1_000:
-        memory.check("<= 30 KiB", lambda value: value <= 30, on="value")
+        memory.check("<= 20 KiB", lambda value: value <= 20, on="value")
     return [completed, ttfe_p50, ttfe_p99, memory, rate, flood_done]
 
 

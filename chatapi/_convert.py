@@ -198,9 +198,14 @@ def _object_of(value: Any, cls: Any) -> dict[str, Any]:
     return decoded
 
 
-def _has_raw_field(cls: Any) -> bool:
+def _raw_field(cls: Any) -> str | None:
+    """The field that receives the whole JSON object: ``raw``, or ``_raw`` behind a property
+    (stream events, whose ``raw`` can also be parsed late from kept bytes)."""
+    if not attrs.has(cls):
+        return None
     # ``get_origin`` unwraps generic aliases such as ``Page[Message]``.
-    return attrs.has(cls) and "raw" in attrs.fields_dict(get_origin(cls) or cls)
+    names = attrs.fields_dict(get_origin(cls) or cls)
+    return next((name for name in ("raw", "_raw") if name in names), None)
 
 
 # The hook of an attrs class is generated here rather than by cattrs when the class allows it.
@@ -251,7 +256,7 @@ def _plain_init(cls: type[Any], fields: tuple[attrs.Attribute[Any], ...]) -> boo
     return True
 
 
-def _slotted_hook(cls: Any, *, with_raw: bool) -> Callable[[Any, Any], Any] | None:
+def _slotted_hook(cls: Any, *, raw_field: str | None) -> Callable[[Any, Any], Any] | None:
     """Generate the structure function of ``cls``, or None if it does not qualify."""
     if not isinstance(cls, type) or getattr(cls, "__parameters__", None):
         return None  # generic: ``Page[Message]`` (an alias) or ``Page`` itself
@@ -280,7 +285,7 @@ def _slotted_hook(cls: Any, *, with_raw: bool) -> Callable[[Any, Any], Any] | No
     order = sorted(zip(fields, setters, strict=True), key=lambda pair: pair[0].default is _NOTHING)
     for index, (field, setter) in enumerate(order):
         namespace[f"set{index}"] = setter
-        if with_raw and field.name == "raw":
+        if field.name == raw_field:
             lines.append(f"    set{index}(inst, o)")
             continue
         lines.extend(_field_lines(index, field, hints[field.name], namespace))
@@ -362,20 +367,20 @@ def _field_lines(
 
 
 def _attrs_hook_factory(cls: Any) -> Callable[[Any, Any], Any]:
-    with_raw = _has_raw_field(cls)
-    generated = _slotted_hook(cls, with_raw=with_raw)
+    raw_field = _raw_field(cls)
+    generated = _slotted_hook(cls, raw_field=raw_field)
     if generated is not None:
         return generated
-    overrides = {"raw": override(omit=True)} if with_raw else {}
+    overrides = {raw_field: override(omit=True)} if raw_field is not None else {}
     structure_fields = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
     def structure_object(value: Any, _: Any) -> Any:
         if value.__class__ is not dict:
             value = _object_of(value, cls)
         instance = structure_fields(value, cls)
-        if with_raw:
+        if raw_field is not None:
             # The classes are frozen; ``raw`` is set once, here, right after construction.
-            object.__setattr__(instance, "raw", value)
+            object.__setattr__(instance, raw_field, value)
         return instance
 
     return structure_object
@@ -481,7 +486,7 @@ def mismatch(value: Any, tp: Any, path: str = "") -> tuple[str, str] | None:
     if attrs.has(cls) and isinstance(value, dict):
         hints = get_type_hints(cls)
         for field in attrs.fields(cls):
-            if field.name == "raw" and _has_raw_field(cls):
+            if field.name == _raw_field(cls):
                 continue
             if field.name not in value:
                 if field.default is _NOTHING:

@@ -6,10 +6,12 @@ subclass of :class:`StreamEvent`; :data:`EVENT_TYPES` is that mapping. Field nam
 wire names, and the payload nested under ``data`` is an attrs class of its own.
 
 Decoding is lenient because servers of different versions send different fields: a missing
-field becomes ``None`` (or an empty list), an extra field is ignored, and every event keeps the
-whole decoded JSON object in ``raw`` so nothing a newer server sends is lost. An event type this
-module does not know becomes an :class:`UnknownEvent` instead of an error, so a new Dify
-release never breaks a stream. What cannot be decoded at all (invalid JSON, a payload that is
+field becomes ``None`` (or an empty list), an extra field is ignored, and every event has the
+whole decoded JSON object in ``raw`` so nothing a newer server sends is lost (built from the
+event's bytes when first read). msgspec decodes well-typed payloads straight into the classes;
+anything else takes the converter's lenient path (see :mod:`chatapi._fast_decode`). An event
+type this module does not know becomes an :class:`UnknownEvent` instead of an error, so a new
+Dify release never breaks a stream. What cannot be decoded at all (invalid JSON, a payload that is
 not an object or has no ``"event"``, a field of the wrong type) raises
 :class:`~chatapi.errors.ResponseDecodeError` showing the offending payload. Keep-alives
 (``event: ping`` blocks) carry no data to decode; :data:`PING` stands for them.
@@ -21,9 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import msgspec
 import orjson
 
 from ._convert import SHAPE_ERRORS, shape_error, structure_hook
+from ._fast_decode import fast_decoder
 from ._serialize import Serializable
 from .errors import ResponseDecodeError
 from .models import (
@@ -100,7 +104,18 @@ class StreamEvent(Serializable):
     message_id: str | None = None
     created_at: int | None = None
     workflow_run_id: str | None = None
-    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    # Given as ``raw=`` (attrs drops the underscore). An event decoded on the fast path keeps
+    # its JSON bytes here until ``raw`` is first read: most events are never asked for it.
+    _raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The whole JSON object of the event, fields this version does not know included."""
+        raw: Any = self._raw
+        if raw.__class__ is bytes:
+            raw = _parse_raw(raw)
+            _keep_raw(self, raw)
+        return raw  # type: ignore[no-any-return]
 
 
 # Answer text and files
@@ -646,12 +661,76 @@ _hooks: dict[str, tuple[type[StreamEvent], _StructureHook]] = {}
 _loads = orjson.loads
 
 
+def _parse_raw(data: bytes) -> dict[str, Any]:
+    # Only bytes that msgspec has decoded into an event are kept, so they parse to an object.
+    raw: dict[str, Any] = msgspec.json.decode(data)
+    return raw
+
+
+# Writes the slot behind ``raw`` of a frozen event (the kept bytes, later their dict).
+_keep_raw: Callable[[StreamEvent, Any], None] = StreamEvent.__dict__["_raw"].__set__
+
+_FastEntry = tuple[str, Callable[[bytes], StreamEvent]]
+# msgspec decoders by wire name (as bytes, as the payload starts), made on first use; only
+# known names are cached, so the table stays bounded whatever a server sends. None: that
+# class goes through the converter.
+_fast: dict[bytes, _FastEntry | None] = {}
+
+
 def decode_event(data: str | bytes) -> StreamEvent:
     """Decode the JSON ``data`` of one SSE block into the event class of its ``"event"`` name.
 
     Bytes are read as UTF-8, invalid sequences as U+FFFD (as :class:`~chatapi.sse.SSEDecoder`
     decodes text). Raises :class:`~chatapi.errors.ResponseDecodeError` when ``data`` is not a
     JSON object with a string ``"event"``, or when a known event has a field of the wrong type.
+    """
+    if isinstance(data, bytes):
+        encoded = data
+    else:
+        try:
+            encoded = data.encode()
+        except UnicodeEncodeError:  # lone surrogates: only the converter path copes
+            return _decode_with_converter(data)
+    # Dify writes "event" first: a look at the start finds the class. An escaped name is no
+    # key of the table, and a later duplicate "event" key is caught below.
+    if encoded.startswith(b'{"event":"'):
+        name = encoded[10 : encoded.find(b'"', 10)]
+    elif encoded.startswith(b'{"event": "'):
+        name = encoded[11 : encoded.find(b'"', 11)]
+    else:
+        return _decode_with_converter(data)
+    entry = _fast.get(name)
+    if entry is None and name not in _fast:
+        entry = _fast_entry(name)
+    if entry is not None:
+        try:
+            event = entry[1](encoded)
+        except msgspec.MsgspecError:
+            # Only strictly typed JSON gets through: the converter applies its leniency to the
+            # rest, or raises the error.
+            pass
+        else:
+            if event.event == entry[0]:
+                _keep_raw(event, encoded)
+                return event
+    return _decode_with_converter(data)
+
+
+def _fast_entry(name: bytes) -> _FastEntry | None:
+    text = name.decode("utf-8", "replace")
+    cls = EVENT_TYPES.get(text)
+    if cls is None:
+        return None
+    decode = fast_decoder(cls)
+    entry = _fast[name] = (text, decode) if decode is not None else None
+    return entry
+
+
+def _decode_with_converter(data: str | bytes) -> StreamEvent:
+    """The general path: orjson to a dict, then the converter's hook of the event class.
+
+    It takes every payload the fast path does not: lenient types, invalid UTF-8, unknown or
+    escaped names, keys in another order, and everything that is an error.
     """
     try:
         payload = _loads(data)

@@ -90,6 +90,33 @@ _SUCCEEDED_STATUSES = frozenset({"succeeded", "partial-succeeded"})
 _RESUMERS = (WorkflowStartedEvent, HumanInputFormFilledEvent)
 
 
+# What AsyncChatStream._view returns: the answer's replacement round and length, task_id,
+# conversation_id, message_id, workflow_run_id, agent mode.
+StreamView = tuple[int, int, str | None, str | None, str | None, str | None, bool]
+
+
+def text_delta(event: StreamEvent, *, agent_mode: bool) -> str | None:
+    """The answer text ``event`` adds to a stream's answer, if it is a text delta."""
+    if isinstance(event, AgentMessageEvent):
+        return event.answer or None
+    if isinstance(event, MessageEvent):
+        # After agent_message deltas, a message event repeats the whole answer.
+        return None if agent_mode else event.answer or None
+    if isinstance(event, MessageFileEvent) and event.answer and not event.url:
+        return event.answer
+    return None
+
+
+# How a read waits for its deadline (stream_idle, or close_grace after a closing event).
+# ``timeout_at`` around each read costs a timer armed and cancelled per network read, which
+# with Dify's one event per read was a large share of a stream's own cost. Instead a stream
+# keeps one timer (its watchdog) for the earliest deadline: a read only records its task,
+# events that come in time just move the deadline on, and the timer, when it fires, either
+# waits again until the new deadline or cancels the read and is taken back by the reader
+# (``Task.uncancel``, Python 3.11+; earlier versions keep ``timeout_at``).
+_WATCHDOG = sys.version_info >= (3, 11)
+
+
 # Joins the answer deltas; a module global so that a test can count the parts joined.
 _join = "".join
 
@@ -132,6 +159,12 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _fire_watchdog(ref: weakref.ref[AsyncChatStream]) -> None:
+    stream = ref()
+    if stream is not None:
+        stream._on_watchdog()
 
 
 def _expired(limit: Any) -> bool:
@@ -179,7 +212,10 @@ class AsyncChatStream:
         self._decoder = SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
         self._response: aiohttp.ClientResponse | None = None
         self._chunks: AsyncIterator[bytes] | None = None
-        self._pending: deque[StreamEvent] = deque()
+        # Data of the events read but not yet taken, decoded when taken: a stream held open
+        # keeps the bytes of what its last read brought, not event objects (a third of the
+        # memory), and a consumer that stops early never pays for decoding the rest.
+        self._pending: deque[bytes | str | StreamEvent] = deque()
         self._opened = False
         self._closed = False
         self._eof = False
@@ -194,6 +230,11 @@ class AsyncChatStream:
         self._answer_text = ""
         self._answer_parts: list[str] = []
         self._answer_lock = threading.Lock()
+        # For a consumer on another thread (see _view): the answer's length in characters,
+        # how many times it was replaced, and (once asked for) the answers replaced.
+        self._answer_size = 0
+        self._answer_round = 0
+        self._replaced_answers: list[str] | None = None
         self._message_end: MessageEndEvent | None = None
         self._workflow_finished: WorkflowFinishedEvent | None = None
         self._paused: WorkflowPausedEvent | None = None
@@ -202,6 +243,10 @@ class AsyncChatStream:
         self._grace_deadline: float | None = None
         self._complete = False
         self._idle_deadline: float | None = None
+        # The read deadline's one timer, and the task it interrupts (see _WATCHDOG).
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self._deadline_hit = False
         self._clock: Callable[[], float] = time.monotonic
         self._opened_at = 0.0
         self._event_count = 0
@@ -243,9 +288,23 @@ class AsyncChatStream:
             return self._answer_text
 
     def _replace_answer(self, text: str) -> None:
+        if self._replaced_answers is not None:
+            self._replaced_answers.append(self.current_answer)
         with self._answer_lock:
             self._answer_text = text
             self._answer_parts.clear()
+        self._answer_size = len(text)
+        self._answer_round += 1
+
+    def _answer_as_of(self, answer_round: int, start: int, end: int) -> str:
+        """Characters ``start:end`` of the answer as it was when ``_view`` returned this
+        round (any thread)."""
+        if answer_round == self._answer_round:
+            text = self.current_answer
+            if answer_round == self._answer_round:  # not replaced meanwhile
+                return text[start:end]
+        replaced = self._replaced_answers or []
+        return replaced[answer_round][start:end] if answer_round < len(replaced) else ""
 
     @property
     def stopped(self) -> bool:
@@ -284,7 +343,7 @@ class AsyncChatStream:
         pending = self._pending
         while True:
             while pending:
-                event = self._accept(pending.popleft())
+                event = self._accept(self._take_pending())
                 if event is not None:
                     return event
             if self._failure is not None:
@@ -315,14 +374,7 @@ class AsyncChatStream:
 
     def _text_of(self, event: StreamEvent) -> str | None:
         """The answer text ``event`` adds to the stream's answer, if it is a text delta."""
-        if isinstance(event, AgentMessageEvent):
-            return event.answer or None
-        if isinstance(event, MessageEvent):
-            # After agent_message deltas, a message event repeats the whole answer.
-            return None if self._agent_mode else event.answer or None
-        if isinstance(event, MessageFileEvent) and event.answer and not event.url:
-            return event.answer
-        return None
+        return text_delta(event, agent_mode=self._agent_mode)
 
     async def final_message(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
@@ -408,38 +460,19 @@ class AsyncChatStream:
         except Exception:  # a finalizer must not raise (the loop closed, interpreter exit)
             pass
 
-    async def _next_batch(self, max_events: int) -> list[StreamEvent]:
-        """Take up to ``max_events`` queued events, reading the body only when none is queued.
-
-        For a consumer on another thread (the sync ``ChatStream``), so that it pays one
-        cross-thread call per chunk rather than per event. The events are not yet accepted:
-        the consumer passes each one to :meth:`_accept` before asking for more, which keeps
-        the run state exactly where ``async for`` would have it. An ``error`` event stays
-        queued until it is first in line, then ``__anext__`` raises it here, on the loop.
-        An empty list means the stream is over.
-        """
-        pending = self._pending
-        while not pending:
-            if self._failure is not None:
-                raise self._failure
-            if self._complete or self._closed:
-                await self._finish()
-                return []
-            try:
-                await self._fill()
-            except BaseException as exc:
-                self._fail(exc)
-                raise
-        if isinstance(pending[0], ErrorEvent):
-            # Raises the error, unless the run was stopped by this client: then it ends.
-            try:
-                return [await self.__anext__()]
-            except StopAsyncIteration:
-                return []
-        batch: list[StreamEvent] = []
-        while pending and len(batch) < max_events and not isinstance(pending[0], ErrorEvent):
-            batch.append(pending.popleft())
-        return batch
+    def _view(self) -> StreamView:
+        """The run state right after the last accepted event, for a consumer on another thread
+        (the sync ``ChatStream``) that reaches that event later. Cheap: the answer is named by
+        its replacement round and length (see ``_answer_as_of``)."""
+        return (
+            self._answer_round,
+            self._answer_size,
+            self.task_id,
+            self.conversation_id,
+            self.message_id,
+            self.workflow_run_id,
+            self._agent_mode,
+        )
 
     # -- internals ----------------------------------------------------------------------
 
@@ -509,6 +542,10 @@ class AsyncChatStream:
     def _close_response(self) -> None:
         if self._trace is not None:
             self._trace.stream_ended(self)
+        if self._watchdog is not None:
+            # Its callback holds the stream: cancelled so that the stream can be collected.
+            self._watchdog.cancel()
+            self._watchdog = None
         response = self._response
         if response is None:
             return
@@ -542,6 +579,21 @@ class AsyncChatStream:
         try:
             if deadline is None:
                 chunk = await chunks.__anext__()
+            elif _WATCHDOG:
+                self._arm_watchdog(deadline)
+                task = self._reader = asyncio.current_task()
+                try:
+                    chunk = await chunks.__anext__()
+                except asyncio.CancelledError:
+                    if not self._deadline_hit or task is None:
+                        raise
+                    self._deadline_hit = False
+                    if task.uncancel():  # type: ignore[attr-defined]  # 3.11+, see _WATCHDOG
+                        raise
+                    self._on_deadline()
+                    return
+                finally:
+                    self._reader = None
             else:
                 limit = timeout_at(deadline)
                 try:
@@ -582,6 +634,34 @@ class AsyncChatStream:
         if self._trace is not None:
             self._trace.stream_read(self)
 
+    def _arm_watchdog(self, deadline: float) -> None:
+        """Make sure the watchdog fires by ``deadline`` (see ``_WATCHDOG``)."""
+        timer = self._watchdog
+        if timer is not None:
+            if timer.when() <= deadline:
+                return  # it fires first, finds the deadline moved, and waits again
+            timer.cancel()
+        # Through a weak reference: a pending timer must not keep a dropped stream (and its
+        # connection, released by __del__) alive until the deadline.
+        self._watchdog = asyncio.get_running_loop().call_at(
+            deadline, _fire_watchdog, weakref.ref(self)
+        )
+
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        deadline = self._idle_deadline
+        grace = self._grace_deadline
+        if grace is not None and (deadline is None or grace < deadline):
+            deadline = grace
+        reader = self._reader
+        if deadline is None or reader is None or reader.done():
+            return  # not reading: the next read arms it again
+        if self._clock() < deadline:
+            self._arm_watchdog(deadline)  # events came in time: the deadline moved on
+            return
+        self._deadline_hit = True
+        reader.cancel()
+
     def _decoder_failure(self, exc: Exception) -> SSEDecodeError:
         """A bug of the decoder surfacing in the stream: reported as a chatapi error."""
         return SSEDecodeError(
@@ -616,28 +696,35 @@ class AsyncChatStream:
         return IncompleteStreamError(f"{self._description} broke off: {error}", **state)
 
     def _queue(self, blocks: Sequence[bytes | ServerSentEvent]) -> bool:
-        """Decode and queue SSE blocks; True if any of them was more than a ping."""
+        """Queue the data of SSE blocks; True if any of them was more than a ping."""
         append = self._pending.append
-        decode = decode_event
         progress = False
-        try:
-            for block in blocks:
-                # Nearly every Dify event comes from the decoder's fast path as the bytes of
-                # its data; Dify names the event type in the JSON, not in the SSE ``event:``
-                # field.
-                if isinstance(block, bytes):
-                    append(decode(block))
-                    progress = True
-                elif block.data:
-                    append(decode(block.data))
-                    progress = True
-                elif block.event == "ping":
-                    append(PING)
-        except ResponseDecodeError as exc:
-            # The events before the bad one are still delivered; the error comes after them.
-            self._fail(exc)
+        for block in blocks:
+            # Nearly every Dify event comes from the decoder's fast path as the bytes of its
+            # data; Dify names the event type in the JSON, not in the SSE ``event:`` field.
+            if block.__class__ is bytes:
+                append(block)
+                progress = True
+            elif block.data:  # type: ignore[union-attr]
+                append(block.data)  # type: ignore[union-attr]
+                progress = True
+            elif block.event == "ping":  # type: ignore[union-attr]
+                append(PING)
         self._event_count += len(blocks)
         return progress
+
+    def _take_pending(self) -> StreamEvent:
+        """The next queued event, decoded. A payload that cannot be decoded ends the stream
+        (the events before it were delivered)."""
+        item = self._pending.popleft()
+        if item is PING:
+            return PING
+        try:
+            return decode_event(item)  # type: ignore[arg-type]
+        except ResponseDecodeError as exc:
+            self._pending.clear()
+            self._fail(exc)
+            raise
 
     def _accept(self, event: StreamEvent) -> StreamEvent | None:
         """Update the run state with ``event``; return it if the caller should see it."""
@@ -647,7 +734,9 @@ class AsyncChatStream:
                 # Agent apps close their agent_message deltas with the whole answer.
                 self._replace_answer(event.answer or "")  # type: ignore[attr-defined]
             else:
-                self._answer_parts.append(event.answer or "")  # type: ignore[attr-defined]
+                text = event.answer or ""  # type: ignore[attr-defined]
+                self._answer_parts.append(text)
+                self._answer_size += len(text)
         elif cls is PingEvent:
             return event if self._include_pings else None
         if self.task_id is None:
@@ -701,6 +790,7 @@ class AsyncChatStream:
     def _add_text(self, text: str | None) -> None:
         if text:
             self._answer_parts.append(text)
+            self._answer_size += len(text)
 
     def _accept_closer(self, event: StreamEvent) -> None:
         if self._awaiting_resume:

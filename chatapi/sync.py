@@ -23,9 +23,7 @@ checks that no async method is left without its sync twin.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
-from functools import partial
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec
 
@@ -33,6 +31,7 @@ import aiohttp
 
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
+from ._feed import CUT_OFF, END, EventFeed
 from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from .client import AsyncChatClient
 from .errors import ChatAPIError, ConfigurationError, IncompleteStreamError
@@ -52,7 +51,7 @@ from .resources import (
     AsyncWorkflows,
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE
-from .streaming import AsyncChatStream
+from .streaming import AsyncChatStream, StreamView, text_delta
 from .web import SSEEncoder, Transform, iter_sse, stop_within_limit
 
 __all__ = [
@@ -74,10 +73,6 @@ __all__ = [
 P = ParamSpec("P")
 log = logging.getLogger("chatapi")
 
-# Events handed over per cross-thread call, at most: bounds the memory a slow consumer holds
-# while keeping the round trips rare (a 64 KiB chunk of answer deltas is ~200 events).
-BATCH_SIZE = 1024
-
 
 class ChatStream:
     """The events of one streaming run, for sync code: the twin of :class:`AsyncChatStream`.
@@ -90,42 +85,52 @@ class ChatStream:
                 print(text, end="")
         reply = stream.final_message()
 
-    Events cross from the loop thread in batches (all that one network chunk brought), so
-    iterating costs about what ``async for`` costs. ``task_id``, ``conversation_id``,
+    A reader on the client's loop pushes the events into a bounded buffer that this stream
+    drains (see :mod:`chatapi._feed`), so iterating costs about what ``async for`` costs,
+    however many events one network read brings. ``task_id``, ``conversation_id``,
     ``message_id``, ``workflow_run_id`` and ``current_answer`` advance event by event exactly
-    as on the async stream. Without a ``with`` block, leaving a ``for`` loop early closes
-    the stream (nothing else would); inside one, the stream stays open until the block ends.
+    as on the async stream: they show the state right after the last event taken. Without a
+    ``with`` block, leaving a ``for`` loop early closes the stream (nothing else would);
+    inside one, the stream stays open until the block ends.
     """
 
     def __init__(self, stream: AsyncChatStream, loop: LoopThread) -> None:
         self._stream = stream
         self._loop = loop
-        self._buffer: deque[StreamEvent] = deque()
+        self._feed = EventFeed(stream)
+        # This stream's state lags the async one's: answers replaced meanwhile are kept.
+        stream._replaced_answers = []
+        self._view: StreamView = stream._view()
+        # current_answer as of the last event taken, and its (round, size) in the view.
+        self._answer_text = ""
+        self._answer_key = (0, 0)
+        self._over = False
+        self._closing = False
         self._cut_off = False
         self._entered = False
         loop.attach(self)
 
-    # -- state (advanced on this thread, by _accept) ---------------------------------------
+    # -- state (as of the last event taken) --------------------------------------------------
 
     @property
     def task_id(self) -> str | None:
         """The run's task id (for ``stop``), known from the first event on."""
-        return self._stream.task_id
+        return self._view[2]
 
     @property
     def conversation_id(self) -> str | None:
         """The conversation the run belongs to, known from the first event on."""
-        return self._stream.conversation_id
+        return self._view[3]
 
     @property
     def message_id(self) -> str | None:
         """The id of the answer message, known from the first event on."""
-        return self._stream.message_id
+        return self._view[4]
 
     @property
     def workflow_run_id(self) -> str | None:
         """The Chatflow run id, known from the first workflow event on."""
-        return self._stream.workflow_run_id
+        return self._view[5]
 
     @property
     def current_answer(self) -> str:
@@ -133,7 +138,19 @@ class ChatStream:
 
         Cheap to read after every event: only the deltas since the last read are joined.
         """
-        return self._stream.current_answer
+        answer_round, size = self._view[0], self._view[1]
+        known_round, known_size = self._answer_key
+        if answer_round != known_round or size != known_size:
+            start = known_size if answer_round == known_round and size > known_size else 0
+            tail = self._stream._answer_as_of(answer_round, start, size)
+            text = self._answer_text if start else ""
+            # As in AsyncChatStream: without the attribute's reference CPython can extend the
+            # string in place.
+            self._answer_text = ""
+            text += tail
+            self._answer_text = text
+            self._answer_key = (answer_round, size)
+        return self._answer_text
 
     @property
     def stopped(self) -> bool:
@@ -149,7 +166,9 @@ class ChatStream:
 
     @property
     def closed(self) -> bool:
-        return self._stream.closed
+        # Once the events are all taken, or after close() / stop(): the reader on the loop
+        # reads ahead and may have released the connection before.
+        return self._over or self._closing or (self._stream.closed and not self._feed.started)
 
     # -- context manager and iteration ----------------------------------------------------
 
@@ -189,40 +208,52 @@ class ChatStream:
                 self.close()
 
     def _next_event(self) -> StreamEvent | None:
-        """The next event for the caller, fetching a batch when needed; None at the end."""
-        accept = self._stream._accept
-        buffer = self._buffer
-        while True:
-            while buffer:
-                try:
-                    item = buffer.popleft()
-                except IndexError:  # another thread closed the stream and dropped the rest
-                    break
-                event = accept(item)
-                if event is not None:
-                    return event
-            if not self._fetch():
+        """The next event, waiting for the reader on the loop; None at the end."""
+        if self._over or self._cut_off:
+            self._raise_if_failed()
+            return None
+        feed = self._feed
+        try:
+            item = feed.items.popleft()  # the common case: the reader is ahead
+        except IndexError:
+            if not feed.started and not self._start():
                 return None
+            item = feed.take()
+        else:
+            if feed.reader_waits:
+                feed.taken()
+        if item.__class__ is tuple:
+            event, self._view = item
+            return event  # type: ignore[no-any-return]
+        self._over = True
+        if item is CUT_OFF:
+            self._cut_off = True
+        elif item is not END:
+            raise item
+        self._raise_if_failed()
+        return None
 
-    def _fetch(self) -> bool:
-        """Move the next batch of events into the buffer; False once the stream is over."""
+    def _start(self) -> bool:
+        """Start the reader on the loop; False if the stream was closed before it began."""
         if self._cut_off:
             raise self._cut_off_error()
-        stream = self._stream
-        if stream._failure is not None:
-            raise stream._failure
-        if stream.closed:
+        if self._stream.closed:
+            self._over = True
             return False
         try:
-            batch = self._loop.call(
-                partial(stream._next_batch, BATCH_SIZE), cut_off=self._cut_off_error
-            )
+            self._loop.call(self._feed.start, cut_off=self._cut_off_error)
         except ConfigurationError:
             if self._loop.closed:
                 raise self._cut_off_error() from None
             raise
-        self._buffer.extend(batch)
-        return bool(batch)
+        return True
+
+    def _raise_if_failed(self) -> None:
+        if self._cut_off:
+            raise self._cut_off_error()
+        failure = self._stream._failure
+        if failure is not None:
+            raise failure
 
     @property
     def text_stream(self) -> Iterator[str]:
@@ -235,7 +266,7 @@ class ChatStream:
 
     def _text_deltas(self) -> Iterator[str]:
         for event in self:
-            text = self._stream._text_of(event)
+            text = text_delta(event, agent_mode=self._view[6])
             if text:
                 yield text
 
@@ -279,8 +310,15 @@ class ChatStream:
         answer. Before the first event the task id is unknown: the connection is only closed.
         A stream whose run was over already is left as it was.
         """
-        self._buffer.clear()
-        self._loop.call(self._stream.stop, cut_off=self._cut_off_error)
+        self._closing = True
+        self._feed.clear()
+        self._loop.call(self._stop_on_loop, cut_off=self._cut_off_error)
+
+    async def _stop_on_loop(self) -> None:
+        try:
+            await self._stream.stop()
+        finally:
+            await self._feed.stop()
 
     def _stop_quietly(self) -> None:
         """Stop the run for a consumer that went away: bounded, and never raising.
@@ -291,28 +329,54 @@ class ChatStream:
         try:
             while self._stream.task_id is None and self._next_event() is not None:
                 pass
-            self._buffer.clear()
-            self._loop.call(partial(stop_within_limit, self._stream, read_on=False))
+            self._closing = True
+            self._feed.clear()
+            self._loop.call(self._stop_quietly_on_loop)
         except ChatAPIError as exc:  # the run failed, or the client was closed meanwhile
             log.debug("could not stop the run of %r: %s", self._stream, exc)
 
+    async def _stop_quietly_on_loop(self) -> None:
+        try:
+            await stop_within_limit(self._stream, read_on=False)
+        finally:
+            await self._feed.stop()
+
     def close(self) -> None:
         """Release the connection; idempotent. Events not yet read are dropped."""
-        self._buffer.clear()
-        stream = self._stream
-        if stream.closed:
-            return
+        self._closing = True
+        self._feed.clear()
         if self._loop.in_loop_thread():
             # A generator of this stream collected on the loop thread: release in place.
-            stream._release()
+            self._stream._release()
+            self._feed.cut_off()
             return
-        self._loop.cleanup(stream.aclose)
+        if self._stream.closed and not self._feed.started:
+            return
+        self._loop.cleanup(self._close_on_loop)
+
+    async def _close_on_loop(self) -> None:
+        await self._stream.aclose()
+        await self._feed.stop()
+
+    def __del__(self) -> None:
+        # Dropped without close() after its reader started (``next()`` then forgotten): the
+        # reader on the loop holds the async stream, so release it there; the reader then
+        # ends on its own.
+        loop = self._feed.loop
+        if self._over or self._closing or loop is None:
+            return
+        try:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._stream._release)
+        except Exception:  # a finalizer must not raise (the loop closed, interpreter exit)
+            pass
 
     def _loop_closed(self) -> None:
         """On the loop, as its client closes: end the stream; reading on raises."""
-        if not self._stream.closed:
+        if not self._stream.closed and not self._over:
             self._cut_off = True
-        self._buffer.clear()
+            self._feed.clear()
+            self._feed.cut_off()  # wakes a consumer waiting for the next event
         self._stream._release()
 
     def _cut_off_error(self) -> IncompleteStreamError:

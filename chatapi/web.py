@@ -90,7 +90,13 @@ def encode_sse(item: SSEItem) -> bytes:
     if isinstance(item, StreamEvent):
         if isinstance(item, PingEvent):
             return _PING
-        payload = orjson.dumps(item.raw) if item.raw else item.to_json().encode()
+        kept = getattr(item, "_raw", None)
+        if kept.__class__ is bytes:
+            payload = kept  # the JSON exactly as Dify sent it, not yet parsed (see events)
+        elif item.raw:
+            payload = orjson.dumps(item.raw)
+        else:
+            payload = item.to_json().encode()
         return b"data: " + payload + b"\n\n"
     if isinstance(item, ServerSentEvent):
         head = b"" if item.event == "message" else _field("event", item.event)

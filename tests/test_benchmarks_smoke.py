@@ -56,9 +56,10 @@ def test_quick_run_prints_one_table_of_all_parts(tmp_path: Path) -> None:
     assert "ratio to baseline" in header
     chatapi = [line for line in lines if "chatapi (bytes → typed events)" in line]
     assert len(chatapi) == 4
-    assert all("x" in line for line in chatapi)  # a ratio to the stdlib limit
-    assert sum("baseline" in line for line in lines) == 7
-    assert sum("skipped" in line for line in lines) == 13  # peers, not installed or not asked
+    assert all("x" in line for line in chatapi)  # a ratio to the orjson limit
+    assert sum("baseline" in line for line in lines) == 9
+    assert sum("skipped" in line for line in lines) == 18  # peers, not installed or not asked
+    assert "one event per write" in table and "p50 write → event" in table
     assert "completed (open-and-hold rounds)" in table and "= 3 met" in table
     assert "targets not met:" in lines[-2]
 
@@ -67,7 +68,10 @@ def test_quick_run_prints_one_table_of_all_parts(tmp_path: Path) -> None:
     assert written.endswith("<!-- results:end -->\n\nafter\n")
     assert "\nold\n" not in written
     assert "- **CPU**:" in written and "- **Python**:" in written
-    assert "| 2: end to end, 300 events over loopback | chatapi async stream |" in written
+    assert (
+        "| 2: end to end, 300 events over loopback, one event per write | chatapi async stream |"
+        in written
+    )
 
 
 def test_unknown_part_is_a_usage_error() -> None:

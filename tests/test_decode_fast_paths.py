@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from chatapi import AsyncChatClient, ResponseDecodeError, models
 from chatapi import events as ev
-from chatapi._convert import _has_raw_field, converter, structure
+from chatapi._convert import _raw_field, converter, structure
 from chatapi.sse import ServerSentEvent, SSEDecodeError, SSEDecoder
 
 from .conftest import ReplayServer, Reply, sse
@@ -189,16 +189,16 @@ async def test_stream_decodes_invalid_utf8_as_replacement_characters(
 
 def reference_hook(cls: Any) -> Any:
     """The hook cattrs would build (what chatapi used before generating its own)."""
-    with_raw = _has_raw_field(cls)
-    overrides = {"raw": override(omit=True)} if with_raw else {}
+    raw_field = _raw_field(cls)
+    overrides = {raw_field: override(omit=True)} if raw_field is not None else {}
     fields = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
     def structure_reference(value: Any, _: Any) -> Any:
         if value.__class__ is not dict:
             raise TypeError("not an object")
         instance = fields(value, cls)
-        if with_raw:
-            object.__setattr__(instance, "raw", value)
+        if raw_field is not None:
+            object.__setattr__(instance, raw_field, value)
         return instance
 
     return structure_reference

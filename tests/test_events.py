@@ -171,7 +171,7 @@ def test_missing_fields_become_none_or_empty(name: str, cls: type[StreamEvent]) 
     event = decode_event(orjson.dumps({"event": name}))
 
     for field in attrs.fields(cls):
-        if field.name not in ("event", "raw"):
+        if field.name not in ("event", "_raw"):
             assert getattr(event, field.name) in (None, []), field.name
 
 

@@ -608,3 +608,21 @@ async def test_a_closing_message_of_an_agent_replaces_its_deltas(
         deltas = [text async for text in stream.text_stream]
     assert deltas == ["Hel", "lo"]
     assert (await stream.final_message()).answer == "Hello"
+
+
+async def test_stream_idle_deadline_interrupts_a_read_that_would_wait_forever() -> None:
+    # Pings keep the connection busy and never end it: only the stream's own deadline (its
+    # watchdog timer) can end this read. Timeout.read and total are off so that nothing else
+    # does.
+    from chatapi.testing import FakeChatServer
+
+    async with FakeChatServer(ping_interval=0.05) as fake:
+        fake.script.pings_only(interval=0.05)
+        async with AsyncChatClient(
+            api_key=API_KEY, base_url=fake.base_url, user="u",
+            timeout=Timeout(stream_idle=0.3, read=None, total=None),
+        ) as client:
+            with pytest.raises(StreamIdleTimeoutError) as info:
+                await asyncio.wait_for(collect(client.chat.stream("q")), GUARD)
+            assert info.value.timeout == "stream_idle"
+            assert acquired_connections(client) == 0

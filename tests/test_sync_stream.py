@@ -238,7 +238,10 @@ def test_inside_with_a_break_keeps_the_stream_until_the_block_ends(
     sync_server: ThreadedReplayServer, sync_client: ChatClient
 ) -> None:
     baseline = tasks_on_loop(sync_client)
-    sync_server.queue(Reply(recording(V1121_STREAM), hold_open=True))
+    body = recording(V1121_STREAM)
+    # Cut before the closing events: the reader on the loop reads ahead, and would otherwise
+    # finish the run and release the connection on its own.
+    sync_server.queue(Reply(body[: body.index(b"message_end")], hold_open=True))
     with sync_client.chat.stream("Stream me") as stream:
         for event in stream:
             assert isinstance(event, ev.WorkflowStartedEvent)
@@ -294,22 +297,18 @@ def test_keyboard_interrupt_while_waiting_closes_the_response(
     body = recording(V1121_STREAM)
     sync_server.queue(Reply(body[: body.index(b"node_finished")], hold_open=True))
     stream = sync_client.chat.stream("Stream me")
-    async_stream = stream._stream
-    read_chunk = async_stream._fill
-    reads_after_first_event = 0
+    seen: list[ev.StreamEvent] = []
+    main_thread = threading.main_thread().ident or 0
 
-    async def fill_then_interrupt() -> None:
-        # Runs on the loop while this thread waits for the next batch: the moment a
-        # Ctrl-C would catch a script blocked on a slow server.
-        nonlocal reads_after_first_event
-        if async_stream.task_id is not None:
-            reads_after_first_event += 1
-            if reads_after_first_event == 1:
-                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-        await read_chunk()
+    class InterruptedWait(threading.Condition):
+        # The consumer waits here for the next event: the moment a Ctrl-C would catch a
+        # script blocked on a slow server.
+        def wait(self, timeout: float | None = None) -> bool:
+            if seen:
+                signal.pthread_kill(main_thread, signal.SIGINT)
+            return super().wait(timeout)
 
-    async_stream._fill = fill_then_interrupt  # type: ignore[method-assign]
-    seen = []
+    stream._feed._ready = InterruptedWait(threading.Lock())
     with pytest.raises(KeyboardInterrupt), stream:
         for event in stream:
             seen.append(event)
@@ -323,8 +322,11 @@ def test_keyboard_interrupt_while_waiting_closes_the_response(
 def test_stop_calls_the_stop_endpoint_and_closes(
     sync_server: ThreadedReplayServer, sync_client: ChatClient
 ) -> None:
+    body = recording(V1121_STREAM)
     sync_server.queue(
-        Reply(recording(V1121_STREAM), hold_open=True),
+        # A run still going: the reader on the loop would otherwise have read it to the end
+        # already, and a finished run needs no stop.
+        Reply(body[: body.index(b"message_end")], hold_open=True),
         Reply(b'{"result": "success"}', content_type="application/json"),
     )
     with sync_client.chat.stream("Stream me", user="alice") as stream:
@@ -379,3 +381,65 @@ def test_a_stream_is_a_context_manager_and_iterator_of_itself(
         stream.until_done()
     with pytest.raises(StopIteration):
         next(stream)
+
+
+# -- the feed from the loop: bounded, in order, released on close ------------------------------
+
+
+def many_messages(count: int) -> bytes:
+    deltas = [{"event": "message", "task_id": "t", "answer": f"{n} "} for n in range(count)]
+    return sse(*deltas, {"event": "message_end", "task_id": "t", "id": "m"})
+
+
+def watch_feed(stream: ChatStream) -> tuple[list[int], threading.Event]:
+    """Record the buffer's length at each push; set the event when the reader waits."""
+    feed = stream._feed
+    feed._limit = 4
+    lengths: list[int] = []
+    reader_blocked = threading.Event()
+    put, wait_for_room = feed._put, feed._wait_for_room
+
+    def recording_put(item: Any) -> None:
+        put(item)
+        lengths.append(len(feed._items))
+
+    async def signalling_wait() -> None:
+        reader_blocked.set()
+        await wait_for_room()
+
+    feed._put = recording_put  # type: ignore[method-assign]
+    feed._wait_for_room = signalling_wait  # type: ignore[method-assign]
+    return lengths, reader_blocked
+
+
+def test_a_slow_consumer_holds_a_bounded_number_of_events(
+    sync_server: ThreadedReplayServer, sync_client: ChatClient
+) -> None:
+    sync_server.queue(Reply(many_messages(100)))  # one write: the whole run in few reads
+    stream = sync_client.chat.stream("q")
+    lengths, reader_blocked = watch_feed(stream)
+    with stream:
+        first = next(stream)
+        # The consumer pauses; the reader fills the buffer and has to wait for room.
+        assert reader_blocked.wait(GUARD)
+        rest = list(stream)
+    answers = [event.answer for event in [first, *rest] if isinstance(event, ev.MessageEvent)]
+    assert answers == [f"{n} " for n in range(100)]
+    assert stream.current_answer == "".join(answers)
+    assert max(lengths) <= 4
+
+
+def test_closing_while_the_reader_waits_for_room_ends_it(
+    sync_server: ThreadedReplayServer, sync_client: ChatClient
+) -> None:
+    baseline = tasks_on_loop(sync_client)
+    sync_server.queue(Reply(many_messages(100), hold_open=True))
+    stream = sync_client.chat.stream("q")
+    _, reader_blocked = watch_feed(stream)
+    with stream:
+        next(stream)
+        assert reader_blocked.wait(GUARD)
+    assert stream.closed
+    assert list(stream) == []  # no failure recorded: the stream was closed, not broken
+    assert connections(sync_client) == 0
+    assert tasks_on_loop(sync_client) == baseline

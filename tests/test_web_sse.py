@@ -139,6 +139,13 @@ def test_encode_sse(item: Any, expected: bytes) -> None:
         assert decode_body(expected)[0].data == expected[6:-2].decode()
 
 
+def test_a_decoded_event_goes_out_byte_for_byte_as_received() -> None:
+    data = b'{"event": "message", "task_id": "t", "answer": "caf\\u00e9", "x": [1, 2.50]}'
+    compact = b'{"event":"message","task_id":"t","answer":"hi"}'
+    for payload in (data, compact):
+        assert encode_sse(events.decode_event(payload)) == b"data: " + payload + b"\n\n"
+
+
 def test_an_event_without_raw_goes_out_as_its_to_json() -> None:
     event = events.MessageEvent(answer="hi", task_id="t")
     assert encode_sse(event) == b"data: " + event.to_json().encode() + b"\n\n"
