@@ -5,6 +5,7 @@ Everything a user needs is importable from here; submodules named in the docs
 hold the rest.
 """
 
+from ._app_streams import AsyncWorkflowStream
 from ._config import Timeout
 from ._logging import setup_from_env as _setup_logging_from_env
 from ._version import __version__
@@ -33,9 +34,9 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .events import StreamEvent
-from .models import ChatCompletion, InputFile, Page
+from .models import ChatCompletion, InputFile, Page, WorkflowRunResult
 from .streaming import AsyncChatStream
-from .sync import ChatClient, ChatStream
+from .sync import ChatClient, ChatStream, WorkflowStream
 
 __all__ = [
     "APIConnectionError",
@@ -44,6 +45,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatClient",
     "AsyncChatStream",
+    "AsyncWorkflowStream",
     "AuthenticationError",
     "BadRequestError",
     "ChatAPIError",
@@ -68,6 +70,8 @@ __all__ = [
     "StreamState",
     "Timeout",
     "UnsupportedMediaTypeError",
+    "WorkflowRunResult",
+    "WorkflowStream",
     "__version__",
 ]
 

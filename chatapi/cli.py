@@ -32,6 +32,7 @@ from .client import AsyncChatClient
 from .errors import (
     APIConnectionError,
     APIProtocolError,
+    BadRequestError,
     ChatAPIError,
     ConfigurationError,
     IncompleteStreamError,
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--mode",
         default="advanced-chat",
-        choices=("advanced-chat", "chat", "agent-chat"),
+        choices=("advanced-chat", "chat", "agent-chat", "workflow", "completion"),
         help="the app mode to play",
     )
     serve.add_argument(
@@ -212,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ping-interval", type=float, default=10.0, help="seconds of silence between pings"
     )
     serve.set_defaults(run=_serve_command)
+
+    from .cli_run import add_run_command  # it builds on this module
+
+    add_run_command(commands)
     return parser
 
 
@@ -437,6 +442,11 @@ class ChatSession:
 
 def _describe(error: ChatAPIError) -> str:
     """The one-line message of a failure."""
+    if isinstance(error, BadRequestError) and error.code == "not_chat_app":
+        return (
+            "this API key belongs to a workflow or completion app, not a chat app: "
+            "use `chatapi run --input NAME=VALUE` instead"
+        )
     if isinstance(error, StreamError):
         return f"the run failed: {error}"
     if isinstance(error, IncompleteStreamError):

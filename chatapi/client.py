@@ -15,6 +15,7 @@ from .resources import (
     AsyncApp,
     AsyncAudio,
     AsyncChat,
+    AsyncCompletions,
     AsyncConversations,
     AsyncEndUsers,
     AsyncFeedbacks,
@@ -58,6 +59,7 @@ class AsyncChatClient:
     feedbacks: AsyncFeedbacks
     workflows: AsyncWorkflows
     human_input: AsyncHumanInput
+    completions: AsyncCompletions
 
     def __init__(
         self,
@@ -106,6 +108,7 @@ class AsyncChatClient:
         self.feedbacks = AsyncFeedbacks(self)
         self.workflows = AsyncWorkflows(self)
         self.human_input = AsyncHumanInput(self)
+        self.completions = AsyncCompletions(self)
 
     @property
     def base_url(self) -> str:

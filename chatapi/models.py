@@ -54,6 +54,8 @@ __all__ = [
     "WorkflowLog",
     "WorkflowPausedData",
     "WorkflowRun",
+    "WorkflowRunData",
+    "WorkflowRunResult",
     "WorkflowRunSummary",
 ]
 
@@ -698,3 +700,8 @@ class HumanInputForm(Serializable):
     user_actions: list[FormAction] = attrs.field(factory=list)
     expiration_time: int | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# -- workflow apps (their own module, re-exported here: it needs PauseReason from above) -----
+
+from ._app_models import WorkflowRunData, WorkflowRunResult  # noqa: E402

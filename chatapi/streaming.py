@@ -57,6 +57,8 @@ from .events import (
     MessageReplaceEvent,
     PingEvent,
     StreamEvent,
+    TextChunkEvent,
+    TextReplaceEvent,
     WorkflowFinishedEvent,
     WorkflowPausedEvent,
     WorkflowStartedEvent,
@@ -104,6 +106,9 @@ def text_delta(event: StreamEvent, *, agent_mode: bool) -> str | None:
         return None if agent_mode else event.answer or None
     if isinstance(event, MessageFileEvent) and event.answer and not event.url:
         return event.answer
+    if isinstance(event, TextChunkEvent) and event.data is not None:
+        # Workflow apps stream their text this way (Chatflows never do).
+        return event.data.text or None
     return None
 
 
@@ -776,6 +781,11 @@ class AsyncChatStream:
                 self._add_text(event.answer)
         elif isinstance(event, MessageReplaceEvent):
             self._replace_answer(event.answer or "")
+        elif isinstance(event, TextChunkEvent):
+            if event.data is not None:
+                self._add_text(event.data.text)
+        elif isinstance(event, TextReplaceEvent):
+            self._replace_answer((event.data.text if event.data is not None else None) or "")
         elif isinstance(event, AgentThoughtEvent):
             self._agent_mode = True
         elif isinstance(event, ErrorEvent):

@@ -29,6 +29,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import aiohttp
 
+from ._app_streams import AsyncWorkflowStream
 from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
 from ._feed import CUT_OFF, END, EventFeed
@@ -36,12 +37,13 @@ from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from .client import AsyncChatClient
 from .errors import ChatAPIError, ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
-from .models import ChatCompletion
+from .models import ChatCompletion, WorkflowRunResult
 from .resources import (
     AsyncAnnotations,
     AsyncApp,
     AsyncAudio,
     AsyncChat,
+    AsyncCompletions,
     AsyncConversations,
     AsyncEndUsers,
     AsyncFeedbacks,
@@ -61,12 +63,14 @@ __all__ = [
     "Chat",
     "ChatClient",
     "ChatStream",
+    "Completions",
     "Conversations",
     "EndUsers",
     "Feedbacks",
     "Files",
     "HumanInput",
     "Messages",
+    "WorkflowStream",
     "Workflows",
 ]
 
@@ -402,6 +406,54 @@ def bridge_stream(
     return SyncMethod(fn, _open_stream, "ChatStream")
 
 
+class WorkflowStream(ChatStream):
+    """The events of one workflow app run, for sync code: the twin of
+    :class:`AsyncWorkflowStream` (``text_stream`` over ``text_chunk``, ``final_run()``)."""
+
+    def __init__(self, stream: AsyncWorkflowStream, loop: LoopThread) -> None:
+        super().__init__(stream, loop)
+        self._workflow_stream = stream
+
+    def __enter__(self) -> WorkflowStream:
+        super().__enter__()
+        return self
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The run's output variables once ``workflow_finished`` has arrived, else empty."""
+        return self._workflow_stream.outputs
+
+    def final_run(self) -> WorkflowRunResult:
+        """Read the rest of the stream and return the run's result, as ``workflows.run``
+        would."""
+        for _ in self:
+            pass
+        return self._workflow_stream._run_result()
+
+    def __repr__(self) -> str:
+        return repr(self._stream).replace("<AsyncWorkflowStream", "<WorkflowStream", 1)
+
+
+def _open_workflow_stream(
+    loop: LoopThread, make: Callable[[], AsyncWorkflowStream]
+) -> WorkflowStream:
+    return WorkflowStream(loop.call(make), loop)
+
+
+def bridge_workflow_stream(
+    fn: Callable[Concatenate[Any, P], AsyncWorkflowStream],
+) -> SyncMethod[P, WorkflowStream]:
+    """The sync twin of a resource method returning an :class:`AsyncWorkflowStream`."""
+    if getattr(fn, "__annotations__", {}).get("return") not in (
+        "AsyncWorkflowStream",
+        AsyncWorkflowStream,
+    ):
+        raise TypeError(
+            f"bridge_workflow_stream() takes a method returning AsyncWorkflowStream, not {fn!r}"
+        )
+    return SyncMethod(fn, _open_workflow_stream, "WorkflowStream")
+
+
 # -- the resources: one line per async method (docstrings come from the async classes) --
 
 
@@ -465,6 +517,9 @@ class Feedbacks(SyncResource[AsyncFeedbacks]):
 
 
 class Workflows(SyncResource[AsyncWorkflows]):
+    run = bridge(AsyncWorkflows.run)
+    stream = bridge_workflow_stream(AsyncWorkflows.stream)
+    stop = bridge(AsyncWorkflows.stop)
     get_run = bridge(AsyncWorkflows.get_run)
     logs = bridge(AsyncWorkflows.logs)
     iter_logs = bridge_iter(AsyncWorkflows.iter_logs)
@@ -474,6 +529,12 @@ class Workflows(SyncResource[AsyncWorkflows]):
 class HumanInput(SyncResource[AsyncHumanInput]):
     get = bridge(AsyncHumanInput.get)
     submit = bridge(AsyncHumanInput.submit)
+
+
+class Completions(SyncResource[AsyncCompletions]):
+    send = bridge(AsyncCompletions.send)
+    stream = bridge_stream(AsyncCompletions.stream)
+    stop = bridge(AsyncCompletions.stop)
 
 
 class ChatClient:
@@ -500,6 +561,7 @@ class ChatClient:
     feedbacks: Feedbacks
     workflows: Workflows
     human_input: HumanInput
+    completions: Completions
 
     def __init__(
         self,
@@ -548,6 +610,7 @@ class ChatClient:
         self.feedbacks = Feedbacks(client.feedbacks, loop)
         self.workflows = Workflows(client.workflows, loop)
         self.human_input = HumanInput(client.human_input, loop)
+        self.completions = Completions(client.completions, loop)
 
     @property
     def base_url(self) -> str:

@@ -214,7 +214,7 @@ def test_script_rejects_bad_settings() -> None:
     with pytest.raises(ValueError):
         server.script.error_event(after=1, times=0)
     with pytest.raises(ValueError):
-        FakeChatServer(mode="workflow")
+        FakeChatServer(mode="agent")
     with pytest.raises(ValueError):
         FakeChatServer(ping_interval=0)
 

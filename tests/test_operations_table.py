@@ -1,7 +1,10 @@
-"""Every operation of the Chatflow App API, its SDK call, and the exact request it sends.
+"""Every app operation of Dify's Service API, its SDK call, and the exact request it sends.
 
 The table maps each documented ``METHOD /route`` to the client call that performs it; the
-tests check that the client has them all and that each sends what Dify expects.
+tests check that the client has them all and that each sends what Dify expects. It covers
+the Chatflow App API (31 operations, 26 of them for chatbot and agent apps) and the run
+endpoints of workflow and completion apps: every operation of ``openapi_service.json``
+outside its knowledge-base tags.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import pytest
 
 from chatapi import AsyncChatClient
 
-from .conftest import API_KEY, ReplayServer, Reply, recording
+from .conftest import API_KEY, STREAMS, ReplayServer, Reply, recording
 from .resource_helpers import example, json_reply, multipart_parts
 
 # Method and route of every operation in the Chatflow OpenAPI document, extracted from it.
 SPEC_OPERATIONS = Path(__file__).parent / "fixtures" / "chatflow_spec_operations.json"
+# The same for the non-knowledge operations of the merged Service API document.
+SERVICE_SPEC_OPERATIONS = Path(__file__).parent / "fixtures" / "service_spec_operations.json"
 
 CONVERSATION = "45701982-8118-4bc5-8e9b-64562b4555f2"
 MESSAGE = "9da23599-e713-473b-982c-4328d4f5c78a"
@@ -33,6 +38,7 @@ END_USER = "f1e2d3c4-b5a6-7890-abcd-ef1234567890"
 RUN = "2fdd6723-f66b-4cb2-a473-8dea8b107dcc"
 TASK = "e7887914-c8cd-48c4-a8bb-6a5a991caa6d"
 FORM_TOKEN = "form-token-123"
+WORKFLOW = "7c3e33d4-2a8b-4e5f-9b1a-d3c6e8f12345"
 
 NO_BODY = object()
 SUCCESS = json_reply({"result": "success"})
@@ -55,11 +61,23 @@ class Operation:
     form: dict[str, tuple[str | None, str | None, bytes]] | None = None
     reply: Reply = SUCCESS
     chatflow_only: bool = False
+    # The app mode an operation belongs to when it is not one of the chat family's.
+    app: str | None = None
 
 
 async def _read_events(client: AsyncChatClient) -> None:
     async with client.workflows.events(RUN) as stream:
         await stream.until_done()
+
+
+async def _run_stream(client: AsyncChatClient) -> None:
+    async with client.workflows.stream({"query": "Translate this"}) as stream:
+        await stream.final_run()
+
+
+async def _completion_stream(client: AsyncChatClient) -> None:
+    async with client.completions.stream({"city": "San Francisco"}) as stream:
+        await stream.final_message()
 
 
 OPERATIONS = [
@@ -282,6 +300,90 @@ OPERATIONS = [
     ),
 ]
 
+APP_OPERATIONS = [
+    Operation(
+        "POST", "/workflows/run", "workflows.run",
+        lambda c: c.workflows.run({"query": "Translate this to French: Hello world"}),
+        "/workflows/run",
+        json={
+            "inputs": {"query": "Translate this to French: Hello world"},
+            "response_mode": "blocking",
+            "user": "user-1",
+        },
+        reply=json_reply(example("workflow_run_result")),
+        app="workflow",
+    ),
+    Operation(
+        "POST", "/workflows/{workflow_id}/run", "workflows.run",
+        lambda c: c.workflows.run({"query": "Summarize this article"}, workflow_id=WORKFLOW),
+        f"/workflows/{WORKFLOW}/run",
+        json={
+            "inputs": {"query": "Summarize this article"},
+            "response_mode": "blocking",
+            "user": "user-1",
+        },
+        reply=json_reply(example("workflow_run_result")),
+        app="workflow",
+    ),
+    Operation(
+        "POST", "/workflows/tasks/{task_id}/stop", "workflows.stop",
+        lambda c: c.workflows.stop(TASK),
+        f"/workflows/tasks/{TASK}/stop",
+        json={"user": "user-1"},
+        app="workflow",
+    ),
+    Operation(
+        "POST", "/completion-messages", "completions.send",
+        lambda c: c.completions.send({"city": "New York"}, query="Summarize the following"),
+        "/completion-messages",
+        json={
+            "inputs": {"city": "New York"},
+            "response_mode": "blocking",
+            "user": "user-1",
+            "query": "Summarize the following",
+        },
+        reply=json_reply(example("completion_message")),
+        app="completion",
+    ),
+    Operation(
+        "POST", "/completion-messages/{task_id}/stop", "completions.stop",
+        lambda c: c.completions.stop(TASK),
+        f"/completion-messages/{TASK}/stop",
+        json={"user": "user-1"},
+        app="completion",
+    ),
+]
+
+# The streaming twins of the run operations: same route, ``response_mode: streaming``.
+STREAMING_OPERATIONS = [
+    Operation(
+        "POST", "/workflows/run", "workflows.stream",
+        _run_stream,
+        "/workflows/run",
+        json={
+            "inputs": {"query": "Translate this"},
+            "response_mode": "streaming",
+            "user": "user-1",
+        },
+        reply=Reply(body=(STREAMS / "spec_workflow_streaming.txt").read_bytes()),
+        app="workflow",
+    ),
+    Operation(
+        "POST", "/completion-messages", "completions.stream",
+        _completion_stream,
+        "/completion-messages",
+        json={
+            "inputs": {"city": "San Francisco"},
+            "response_mode": "streaming",
+            "user": "user-1",
+        },
+        reply=Reply(body=(STREAMS / "spec_completion_streaming.txt").read_bytes()),
+        app="completion",
+    ),
+]
+
+ALL_OPERATIONS = OPERATIONS + APP_OPERATIONS
+
 
 def resolve(client: AsyncChatClient, sdk: str) -> Any:
     namespace, method = sdk.split(".")
@@ -292,6 +394,7 @@ def test_the_table_lists_all_31_operations_26_of_them_for_chat_apps() -> None:
     routes = {(op.method, op.route) for op in OPERATIONS}
     assert len(routes) == len(OPERATIONS) == 31
     assert sum(not op.chatflow_only for op in OPERATIONS) == 26
+    assert all(op.app is None for op in OPERATIONS)
 
 
 def test_the_table_matches_the_chatflow_spec() -> None:
@@ -300,17 +403,26 @@ def test_the_table_matches_the_chatflow_spec() -> None:
     assert documented == {(op.method, op.route) for op in OPERATIONS}
 
 
+def test_the_table_covers_every_non_knowledge_operation_of_the_service_spec() -> None:
+    spec = json.loads(SERVICE_SPEC_OPERATIONS.read_text("utf-8"))
+    documented = {(method, route) for method, route in spec["operations"]}
+    assert len(documented) == 36
+    assert documented == {(op.method, op.route) for op in ALL_OPERATIONS}
+    assert {op.app for op in APP_OPERATIONS} == {"workflow", "completion"}
+
+
 def test_the_client_exposes_every_operation() -> None:
     client = AsyncChatClient(api_key=API_KEY, base_url="http://127.0.0.1:9/v1")
-    for op in OPERATIONS:
+    for op in ALL_OPERATIONS:
         method = resolve(client, op.sdk)
         if op.sdk == "workflows.events":
             # A stream is returned at once and opened by ``async with``.
             assert not inspect.iscoroutinefunction(method), op.sdk
         else:
             assert inspect.iscoroutinefunction(method), op.sdk
-    # The streaming twin of chat.send, and the auto-paging iterators.
-    assert callable(client.chat.stream)
+    # The streaming twins of the run operations, and the auto-paging iterators.
+    for op in [*STREAMING_OPERATIONS, attrs.evolve(OPERATIONS[0], sdk="chat.stream")]:
+        assert not inspect.iscoroutinefunction(resolve(client, op.sdk)), op.sdk
     for sdk in (
         "messages.iter",
         "conversations.iter",
@@ -322,7 +434,10 @@ def test_the_client_exposes_every_operation() -> None:
         assert inspect.isasyncgenfunction(resolve(client, sdk)), sdk
 
 
-@pytest.mark.parametrize("op", OPERATIONS, ids=[f"{op.method} {op.route}" for op in OPERATIONS])
+SENT = ALL_OPERATIONS + STREAMING_OPERATIONS
+
+
+@pytest.mark.parametrize("op", SENT, ids=[f"{op.method} {op.route} {op.sdk}" for op in SENT])
 async def test_operation_sends_exactly_what_dify_expects(
     op: Operation, server: ReplayServer, client: AsyncChatClient
 ) -> None:

@@ -20,8 +20,11 @@ How a block runs:
 - **Special setup.** An HTML comment right before a block names a function of this module
   that runs it instead of the default: ``<!-- readme-test: human-input -->`` scripts a
   Human Input pause first, ``<!-- readme-test: pytest-file -->`` runs the block as a test
-  file in a new project. To add one, write a function taking ``(ctx, block)`` decorated
-  with ``@runner("name")``; most script ``ctx.server`` and then call ``ctx.run(block)``.
+  file in a new project, ``workflow-app``, ``workflow-app-pause`` and ``completion-app`` run
+  it against a fake app of that mode (a workflow app, one whose next run pauses, a
+  completion app) instead of the Chatflow. To add one, write a function taking
+  ``(ctx, block)`` decorated with ``@runner("name")``; most script ``ctx.server`` and then
+  call ``ctx.run(block)``.
 
 There is no way to skip a block: a ```python block that must not run is not an example.
 Every code block names its language (```bash, ```text...), and Python is spelt ``python``,
@@ -32,7 +35,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
+import os
 import re
 import socket
 import subprocess
@@ -207,6 +212,44 @@ def _with_a_paused_run(ctx: Context, block: Block) -> None:
     """The next chat run stops at the fake Chatflow's Human Input node."""
     ctx.server.script.pause_for_input()
     ctx.run(block)
+
+
+@contextlib.contextmanager
+def _app_of_mode(ctx: Context, mode: str) -> Iterator[FakeChatServer]:
+    """For the length of one block, the README's placeholder URL and ``DIFY_BASE_URL`` lead
+    to a fake app of ``mode`` instead of the Chatflow of the context."""
+    chatflow, base_url = ctx.server, os.environ.get("DIFY_BASE_URL")
+    with FakeChatServer.running_in_thread(mode=mode) as server:
+        ctx.server = server
+        os.environ["DIFY_BASE_URL"] = server.base_url
+        try:
+            yield server
+        finally:
+            ctx.server = chatflow
+            if base_url is not None:
+                os.environ["DIFY_BASE_URL"] = base_url
+
+
+@runner("workflow-app")
+def _against_a_workflow_app(ctx: Context, block: Block) -> None:
+    """The block talks to a workflow app (``workflows.run`` / ``stream``)."""
+    with _app_of_mode(ctx, "workflow"):
+        ctx.run(block)
+
+
+@runner("workflow-app-pause")
+def _against_a_workflow_app_that_pauses(ctx: Context, block: Block) -> None:
+    """The block talks to a workflow app whose next run stops at a Human Input node."""
+    with _app_of_mode(ctx, "workflow") as server:
+        server.script.pause_for_input()
+        ctx.run(block)
+
+
+@runner("completion-app")
+def _against_a_completion_app(ctx: Context, block: Block) -> None:
+    """The block talks to a completion app (``completions.send`` / ``stream``)."""
+    with _app_of_mode(ctx, "completion"):
+        ctx.run(block)
 
 
 @runner("pytest-file")

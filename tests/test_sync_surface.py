@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from chatapi import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream
+from chatapi import (
+    AsyncChatClient,
+    AsyncChatStream,
+    AsyncWorkflowStream,
+    ChatClient,
+    ChatStream,
+    WorkflowStream,
+)
 from chatapi._bridge import SyncMethod, SyncResource, bridge, bridge_iter
 from chatapi.resources import AsyncChat, AsyncResource
 from chatapi.sync import bridge_stream
@@ -98,6 +105,10 @@ def test_sync_methods_have_the_async_parameters_and_docstrings(
         assert sync_method.__name__ == method
 
 
+# The stream classes resource methods return, and their sync twins.
+STREAM_TWINS = {"AsyncChatStream": "ChatStream", "AsyncWorkflowStream": "WorkflowStream"}
+
+
 @pytest.mark.parametrize(("name", "async_resource"), ASYNC_RESOURCES)
 def test_sync_methods_return_values_streams_and_iterators(
     clients: Any, name: str, async_resource: AsyncResource
@@ -112,8 +123,8 @@ def test_sync_methods_return_values_streams_and_iterators(
             assert returns.startswith("AsyncIterator[")
             assert sync_returns.return_annotation == returns.removeprefix("Async")
         else:
-            assert returns == "AsyncChatStream", f"{name}.{method} follows no bridge convention"
-            assert sync_returns.return_annotation == "ChatStream"
+            assert returns in STREAM_TWINS, f"{name}.{method} follows no bridge convention"
+            assert sync_returns.return_annotation == STREAM_TWINS[returns]
 
 
 def test_constructors_take_the_same_parameters() -> None:
@@ -151,6 +162,18 @@ def test_chat_stream_mirrors_async_chat_stream() -> None:
             getattr(AsyncChatStream, name)
         ), name
     assert inspect.getdoc(ChatStream.close) == inspect.getdoc(AsyncChatStream.aclose)
+
+
+def test_workflow_stream_adds_what_the_async_workflow_stream_adds() -> None:
+    def added(cls: type, base: type) -> set[str]:
+        return {name for name in vars(cls) if not name.startswith("_")} - set(dir(base))
+
+    assert added(WorkflowStream, ChatStream) == added(AsyncWorkflowStream, AsyncChatStream)
+    assert added(WorkflowStream, ChatStream) == {"final_run", "outputs"}
+    for name in added(WorkflowStream, ChatStream):
+        assert inspect.getdoc(getattr(WorkflowStream, name)) == inspect.getdoc(
+            getattr(AsyncWorkflowStream, name)
+        ), name
 
 
 class AsyncToy(AsyncResource):

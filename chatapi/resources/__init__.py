@@ -5,6 +5,7 @@ from .annotations import AsyncAnnotations
 from .app import AsyncApp
 from .audio import AsyncAudio
 from .chat import AsyncChat
+from .completions import AsyncCompletions
 from .conversations import AsyncConversations
 from .end_users import AsyncEndUsers
 from .feedbacks import AsyncFeedbacks
@@ -18,6 +19,7 @@ __all__ = [
     "AsyncApp",
     "AsyncAudio",
     "AsyncChat",
+    "AsyncCompletions",
     "AsyncConversations",
     "AsyncEndUsers",
     "AsyncFeedbacks",

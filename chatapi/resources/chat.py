@@ -14,7 +14,7 @@ from ..models import ChatCompletion, InputFile
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, path_segment
 
-__all__ = ["AsyncChat"]
+__all__ = ["AsyncChat", "stop_task"]
 
 FileArgument = InputFile | Mapping[str, Any]
 
@@ -159,13 +159,26 @@ class AsyncChat(AsyncResource):
         and its partial answer. Dify answers success even for an unknown or finished task.
         """
         path = f"/chat-messages/{path_segment(task_id, 'task_id')}/stop"
-        body = {"user": self._user(user)}
-        limits = self._timeout(timeout)
-        marked = self._client._streams.stopping(task_id)
-        try:
-            await self._http.request_json("POST", path, json=body, timeout=limits)
-        except APIStatusError:
-            # Refused: the run goes on, and a failure of it is a failure again.
-            for stream in marked:
-                stream._stop_requested = False
-            raise
+        await stop_task(self, path, task_id, user=user, timeout=timeout)
+
+
+async def stop_task(
+    resource: AsyncResource,
+    path: str,
+    task_id: str,
+    *,
+    user: str | None,
+    timeout: Timeout | float | None,
+) -> None:
+    """Send a stop route of a run (chat, workflow or completion); the client's streams
+    reading that task are marked as stopped by it, so that they end cleanly."""
+    body = {"user": resource._user(user)}
+    limits = resource._timeout(timeout)
+    marked = resource._client._streams.stopping(task_id)
+    try:
+        await resource._http.request_json("POST", path, json=body, timeout=limits)
+    except APIStatusError:
+        # Refused: the run goes on, and a failure of it is a failure again.
+        for stream in marked:
+            stream._stop_requested = False
+        raise

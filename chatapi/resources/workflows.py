@@ -1,16 +1,22 @@
-"""``client.workflows``: Chatflow runs: their detail, the logs, and re-attaching to a run."""
+"""``client.workflows``: run a workflow app, and the runs of workflow and Chatflow apps:
+their detail, the logs, and re-attaching to a run."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from .._app_streams import AsyncWorkflowStream
 from .._config import Timeout
 from .._convert import structure
-from ..models import Page, WorkflowLog, WorkflowRun
+from ..errors import BadRequestError
+from ..models import Page, WorkflowLog, WorkflowRun, WorkflowRunResult
 from ..pagination import iter_numbered_pages, structure_page
 from ..streaming import AsyncChatStream
 from ._base import AsyncResource, check_positive_int, check_str, path_segment, query_params
+from ._inputs import app_request_body
+from .chat import FileArgument, stop_task
 
 __all__ = ["AsyncWorkflows"]
 
@@ -26,7 +32,97 @@ def _check_flag(value: bool, name: str) -> None:
 
 
 class AsyncWorkflows(AsyncResource):
-    """Runs of the app's workflow (Chatflow apps only)."""
+    """Workflow runs: start, stop and follow them (workflow apps); their detail, logs and
+    events (workflow and Chatflow apps)."""
+
+    def _run_request(
+        self,
+        inputs: Mapping[str, Any] | None,
+        *,
+        mode: str,
+        user: str | None,
+        files: Sequence[FileArgument] | None,
+        workflow_id: str | None,
+    ) -> tuple[str, dict[str, Any]]:
+        path = (
+            "/workflows/run"
+            if workflow_id is None
+            else f"/workflows/{path_segment(workflow_id, 'workflow_id')}/run"
+        )
+        return path, app_request_body(inputs, mode=mode, user=self._user(user), files=files)
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        workflow_id: str | None = None,
+        user: str | None = None,
+        files: Sequence[FileArgument] | None = None,
+        timeout: Timeout | float | None = None,
+    ) -> WorkflowRunResult:
+        """Run the workflow app with ``inputs`` and wait for its result (blocking mode).
+
+        ``workflow_id`` runs that published version instead of the latest. File variables
+        take :class:`InputFile` values (or lists of them). A failed run comes back with
+        ``status == "failed"`` and its ``error``; a run waiting at a Human Input node with
+        ``paused`` true and the forms in ``data.reasons``. Long runs are better streamed:
+        proxies may cut a blocking request (Dify Cloud after 100 s).
+        """
+        path, body = self._run_request(
+            inputs, mode="blocking", user=user, files=files, workflow_id=workflow_id
+        )
+        data = await self._http.request_json(
+            "POST", path, json=body, timeout=self._timeout(timeout)
+        )
+        return structure(data, WorkflowRunResult, what="the workflow run result")
+
+    def stream(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        workflow_id: str | None = None,
+        user: str | None = None,
+        files: Sequence[FileArgument] | None = None,
+        include_pings: bool = False,
+        timeout: Timeout | float | None = None,
+    ) -> AsyncWorkflowStream:
+        """Run the workflow app in streaming mode; use the result with ``async with``.
+
+        The request goes out when the stream is entered (or first iterated). The stream
+        ends on ``workflow_finished`` (a failed run raises :class:`StreamError`) or
+        ``workflow_paused`` (follow the run with :meth:`events` once the form is submitted);
+        ``stream.stop()`` stops the run.
+        """
+        path, body = self._run_request(
+            inputs, mode="streaming", user=user, files=files, workflow_id=workflow_id
+        )
+        limits = self._timeout(timeout)
+        http = self._http
+        user_id = body["user"]
+
+        async def stop_run(task_id: str) -> None:
+            await self.stop(task_id, user=user_id)
+
+        return AsyncWorkflowStream(
+            lambda: http.open("POST", path, json=body, timeout=limits, stream=True),
+            timeout=limits,
+            stopper=stop_run,
+            include_pings=include_pings,
+            max_event_size=self._client.max_event_size,
+            description=f"POST {path}",
+            registry=self._client._streams,
+        )
+
+    async def stop(
+        self, task_id: str, *, user: str | None = None, timeout: Timeout | float | None = None
+    ) -> None:
+        """Stop a streaming workflow run by its ``task_id`` (workflow apps).
+
+        A stream of this client reading that run ends cleanly, with ``stream.stopped`` set.
+        Dify answers success even for an unknown or finished task.
+        """
+        path = f"/workflows/tasks/{path_segment(task_id, 'task_id')}/stop"
+        await stop_task(self, path, task_id, user=user, timeout=timeout)
 
     async def get_run(
         self, workflow_run_id: str, *, timeout: Timeout | float | None = None
@@ -135,7 +231,7 @@ class AsyncWorkflows(AsyncResource):
         ``continue_on_pause`` it follows the run across pauses instead (the server keeps the
         connection open) and ends on ``workflow_finished``; set ``Timeout(stream_idle=None)``
         or a long limit when a person may take a while to fill in the form.
-        ``stream.stop()`` stops the run.
+        ``stream.stop()`` stops the run (of a Chatflow or a workflow app).
         """
         path = f"/workflow/{path_segment(workflow_run_id, 'workflow_run_id')}/events"
         _check_flag(include_state_snapshot, "include_state_snapshot")
@@ -153,7 +249,13 @@ class AsyncWorkflows(AsyncResource):
         chat = self._client.chat
 
         async def stop_run(task_id: str) -> None:
-            await chat.stop(task_id, user=user_id)
+            try:
+                await chat.stop(task_id, user=user_id)
+            except BadRequestError as error:
+                # The run belongs to a workflow app, whose runs stop through their own route.
+                if error.code != "not_chat_app":
+                    raise
+                await self.stop(task_id, user=user_id)
 
         return AsyncChatStream(
             lambda: http.open("GET", path, params=params, timeout=limits, stream=True),

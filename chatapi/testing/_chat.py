@@ -58,6 +58,7 @@ class ChatEndpoints:
 
     async def send(self, request: web.Request) -> web.StreamResponse:
         ctx = self.ctx
+        ctx.require_mode("chat")
         body = await read_json(request)
         user = require_user(body.get("user"))
         for field in ("query", "inputs"):
@@ -77,10 +78,10 @@ class ChatEndpoints:
         auto_name = body.get("auto_generate_name", True)
         if not isinstance(auto_name, bool):
             raise _invalid("auto_generate_name: Input should be a valid boolean")
-        self._check_workflow_id(body.get("workflow_id"))
+        self.check_workflow_id(body.get("workflow_id"))
         owner = ctx.store.end_user(user)
         conversation = self._conversation(body.get("conversation_id"), owner)
-        files = self._attachments(body.get("files"), owner)
+        files = self.attachments(body.get("files"), owner)
         plan = ctx.script.take_run_plan(streaming=mode == "streaming")
         answer = ctx.script.answer_for(query, files=[f.filename for f in files])
         if conversation is None:
@@ -106,9 +107,16 @@ class ChatEndpoints:
             plan=plan,
             answer_text=answer,
         )
+        return await self.serve_run(request, run, streaming=mode == "streaming")
+
+    async def serve_run(
+        self, request: web.Request, run: ChatRun, *, streaming: bool
+    ) -> web.StreamResponse:
+        """Play ``run`` as the answer to ``request``: one JSON body, or an event stream."""
+        ctx = self.ctx
         ctx.runs[run.task_id] = run
         try:
-            if mode == "blocking":
+            if not streaming:
                 await run.play()
                 return json_response(run.blocking_body(), charset=True)
             response = await open_event_stream(request)
@@ -116,7 +124,7 @@ class ChatEndpoints:
                 request,
                 response,
                 ping_interval=ctx.ping_interval,
-                drop_after_bytes=plan.drop_after_bytes,
+                drop_after_bytes=run.plan.drop_after_bytes,
             )
             await run.play()
             await run.stream.finish()
@@ -125,7 +133,8 @@ class ChatEndpoints:
             ctx.runs.pop(run.task_id, None)
             run.close()
 
-    def _check_workflow_id(self, workflow_id: Any) -> None:
+    def check_workflow_id(self, workflow_id: Any) -> None:
+        """Dify's checks of a ``workflow_id`` naming the published version to run."""
         if workflow_id is None or not self.ctx.is_workflow:
             return
         if not isinstance(workflow_id, str) or parse_uuid(workflow_id) is None:
@@ -144,7 +153,7 @@ class ChatEndpoints:
             )
         return self.ctx.store.conversation(conversation_id, owner)
 
-    def _attachments(self, value: Any, owner: EndUser) -> list[AttachedFile]:
+    def attachments(self, value: Any, owner: EndUser) -> list[AttachedFile]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -175,6 +184,7 @@ class ChatEndpoints:
     # -- POST /chat-messages/{task_id}/stop -----------------------------------------------
 
     async def stop(self, request: web.Request) -> web.Response:
+        self.ctx.require_mode("chat")
         body = await read_json(request)
         user = require_user(body.get("user"))
         run = self.ctx.runs.get(request.match_info["task_id"])
@@ -266,13 +276,17 @@ class ChatEndpoints:
             for payload in run.resumed_events:
                 await stream.write(encode_event(payload))
         elif run.status == "paused":
-            event = envelope(
-                "workflow_paused",
-                conversation_id=run.conversation_id,
-                message_id=run.message.id,
-                created_at=run.message.created_at,
-                task_id=run.task_id,
-            )
+            event: dict[str, Any]
+            if self.ctx.mode == "workflow":
+                event = {"event": "workflow_paused", "task_id": run.task_id}
+            else:
+                event = envelope(
+                    "workflow_paused",
+                    conversation_id=run.conversation_id,
+                    message_id=run.message.id,
+                    created_at=run.message.created_at,
+                    task_id=run.task_id,
+                )
             event.update(workflow_run_id=run.id, data=paused_data(run))
             await stream.write(encode_event(event))
         elif run.status != "running":

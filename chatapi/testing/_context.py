@@ -14,9 +14,11 @@ from ._wire import FakeAPIError, new_id
 if TYPE_CHECKING:
     from ._run import ChatRun
 
-__all__ = ["CHAT_MODES", "Context", "ReceivedRequest"]
+__all__ = ["APP_MODES", "CHAT_MODES", "Context", "ReceivedRequest"]
 
 CHAT_MODES = ("advanced-chat", "chat", "agent-chat")
+APP_MODES = (*CHAT_MODES, "workflow", "completion")
+WRONG_ROUTE = "Please check if your app mode matches the right API route."
 SERVER_VERSION = "1.15.0"
 INTRODUCTION = "Hello! I echo what you say."
 
@@ -56,15 +58,23 @@ class Context:
 
     @property
     def is_workflow(self) -> bool:
-        return self.mode == "advanced-chat"
+        """Whether the app runs a workflow (Chatflow and workflow apps)."""
+        return self.mode in ("advanced-chat", "workflow")
 
     def require_workflow_app(self) -> None:
-        """The check of the Chatflow-only endpoints."""
+        """The check of the endpoints of workflow runs (Chatflow and workflow apps)."""
         if not self.is_workflow:
+            raise FakeAPIError(400, "not_workflow_app", WRONG_ROUTE)
+
+    def require_mode(self, mode: str) -> None:
+        """The app-mode checks of Dify's run endpoints, with the code each one answers."""
+        if mode == "chat" and self.mode not in CHAT_MODES:
+            raise FakeAPIError(400, "not_chat_app", WRONG_ROUTE)
+        if mode == "workflow" and self.mode != "workflow":
+            raise FakeAPIError(400, "not_workflow_app", WRONG_ROUTE)
+        if mode == "completion" and self.mode != "completion":
             raise FakeAPIError(
-                400,
-                "not_workflow_app",
-                "Please check if your app mode matches the right API route.",
+                400, "app_unavailable", "App unavailable, please check your app configurations."
             )
 
     def waker(self) -> asyncio.Event:

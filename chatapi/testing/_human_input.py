@@ -1,5 +1,5 @@
-"""Human Input pauses of the fake Chatflow: the form a paused run waits for, and what the
-rest of the run sends once the form is submitted."""
+"""Human Input pauses of the fake Chatflow and workflow apps: the form a paused run waits
+for, and what the rest of the run sends once the form is submitted."""
 
 from __future__ import annotations
 
@@ -68,15 +68,22 @@ def resume_paused_run(
     the run for ``GET /workflow/{id}/events``."""
     run = form.run
     message = run.message
+    # A workflow app's events carry no conversation, its text comes as text_chunk and no
+    # message_end closes it.
+    workflow_app = ctx.mode == "workflow"
 
     def event(name: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        payload = envelope(
-            name,
-            conversation_id=run.conversation_id,
-            message_id=message.id,
-            created_at=message.created_at,
-            task_id=run.task_id,
-        )
+        payload: dict[str, Any]
+        if workflow_app:
+            payload = {"event": name, "task_id": run.task_id}
+        else:
+            payload = envelope(
+                name,
+                conversation_id=run.conversation_id,
+                message_id=message.id,
+                created_at=message.created_at,
+                task_id=run.task_id,
+            )
         if data is not None:
             payload["workflow_run_id"] = run.id
             payload["data"] = data
@@ -132,10 +139,16 @@ def resume_paused_run(
     text = f"\n{action['title']}: {details}".rstrip()
     for chunk in ctx.script.chunks(text):
         message.answer += chunk
+        if workflow_app:
+            selector = ["answer", "text"]
+            events.append(event("text_chunk", {"text": chunk, "from_variable_selector": selector}))
+            continue
         chunk_event = event("message")
         chunk_event.update(id=message.id, answer=chunk, from_variable_selector=["answer", "answer"])
         events.append(chunk_event)
-    outputs = {"answer": message.answer, "files": []}
+    outputs = (
+        {"result": message.answer} if workflow_app else {"answer": message.answer, "files": []}
+    )
     events.append(event("node_finished", answer.finished(inputs={}, outputs=outputs)))
     usage = usage_json(
         len(split_tokens(message.query)),
@@ -155,7 +168,8 @@ def resume_paused_run(
         },
         files=[],
     )
-    events.append(end)
+    if not workflow_app:
+        events.append(end)
     run.total_steps = 5
     run.total_tokens = usage["total_tokens"]
     run.finish("succeeded", outputs=outputs)

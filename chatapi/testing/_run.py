@@ -132,10 +132,9 @@ class ChatRun:
         self._events_sent += len(encoded)
         await stream.write(encoded[0] if len(encoded) == 1 else b"".join(encoded))
 
-    async def _send_error(self) -> None:
-        assert self.stream is not None
-        error = self.plan.error or {}
-        payload = {
+    def error_event(self, error: dict[str, Any]) -> dict[str, Any]:
+        """The ``error`` event (it has no ``task_id``)."""
+        return {
             "event": "error",
             "conversation_id": self.conversation.id,
             "message_id": self.message.id,
@@ -144,6 +143,11 @@ class ChatRun:
             "status": error.get("status"),
             "message": error.get("message"),
         }
+
+    async def _send_error(self) -> None:
+        assert self.stream is not None
+        error = self.plan.error or {}
+        payload = self.error_event(error)
         self.message.status = "error"
         self.message.error = error.get("message")
         if self.workflow is not None:
@@ -160,16 +164,20 @@ class ChatRun:
                     await self.stream.ping()
                 await self._idle_forever(self.plan.ping_interval)
                 return
-            if self.ctx.mode == "advanced-chat":
-                await self._play_chatflow()
-            elif self.ctx.mode == "agent-chat":
-                await self._play_agent()
-            else:
-                await self._play_chat()
+            await self.play_events()
             if self.plan.keep_open:
                 await self._idle_forever(None)
         except StreamEnded:
             return
+
+    async def play_events(self) -> None:
+        """The events of the app mode, from the first to the closing one."""
+        if self.ctx.mode == "advanced-chat":
+            await self._play_chatflow()
+        elif self.ctx.mode == "agent-chat":
+            await self._play_agent()
+        else:
+            await self._play_chat()
 
     async def _idle_forever(self, interval: float | None) -> None:
         if self.stream is None:

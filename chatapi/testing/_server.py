@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from ._api import ResourceEndpoints, file_response
+from ._apps import AppEndpoints
 from ._chat import ChatEndpoints
-from ._context import CHAT_MODES, SERVER_VERSION, Context, ReceivedRequest
+from ._context import APP_MODES, SERVER_VERSION, Context, ReceivedRequest
 from ._script import HTTPFault, Responder, Script
 from ._wire import NOT_FOUND_MESSAGE, UUID_PATTERN, FakeAPIError, json_response
 
@@ -49,7 +50,10 @@ class FakeChatServer:
 
     ``api_key``: the keys the server accepts (a string or several); by default any
     non-empty ``Bearer`` token. ``port=0`` picks a free port. ``mode`` is the app mode whose
-    events are sent: ``"advanced-chat"`` (Chatflow), ``"chat"`` or ``"agent-chat"``.
+    events are sent: ``"advanced-chat"`` (Chatflow), ``"chat"``, ``"agent-chat"``,
+    ``"workflow"`` (``POST /workflows/run``; ``script.pause_for_input()`` makes the next run
+    wait at a Human Input node) or ``"completion"`` (``POST /completion-messages``). Each
+    app answers the run endpoints of the other modes with Dify's error for the wrong mode.
     ``ping_interval`` is the seconds of silence after which a stream gets ``event: ping``.
     ``replies``, ``tokens_per_chunk`` and ``chunk_delay`` set up :attr:`script`, which also
     injects faults.
@@ -71,8 +75,8 @@ class FakeChatServer:
         chunk_delay: float = 0.0,
         app_name: str = "Fake Chat App",
     ) -> None:
-        if mode not in CHAT_MODES:
-            raise ValueError(f"mode must be one of {', '.join(CHAT_MODES)}; got {mode!r}")
+        if mode not in APP_MODES:
+            raise ValueError(f"mode must be one of {', '.join(APP_MODES)}; got {mode!r}")
         if isinstance(ping_interval, bool) or not isinstance(ping_interval, (int, float)):
             raise TypeError(f"ping_interval must be a number, got {type(ping_interval).__name__}")
         if not ping_interval > 0:
@@ -146,6 +150,7 @@ class FakeChatServer:
         router.add_get(_PREFIX, self._index)
         router.add_get(f"{_PREFIX}/", self._index)
         ChatEndpoints(self._ctx).register(router, _PREFIX)
+        AppEndpoints(self._ctx).register(router, _PREFIX)
         ResourceEndpoints(self._ctx).register(router, _PREFIX)
         router.add_get(f"/files/{{file_id:{UUID_PATTERN}}}/file-preview", self._signed_file)
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=log)
