@@ -8,6 +8,7 @@ hold the rest.
 from ._app_streams import AsyncWorkflowStream
 from ._config import Timeout
 from ._logging import setup_from_env as _setup_logging_from_env
+from ._timings import StreamTimings
 from ._version import __version__
 from .client import AsyncChatClient
 from .errors import (
@@ -68,6 +69,7 @@ __all__ = [
     "StreamEvent",
     "StreamIdleTimeoutError",
     "StreamState",
+    "StreamTimings",
     "Timeout",
     "UnsupportedMediaTypeError",
     "WorkflowRunResult",

@@ -1,8 +1,9 @@
 """Where optional instrumentation (:mod:`chatapi.otel`) plugs into the transport and streams.
 
 Nothing here imports a tracing library. While :data:`tracer` is ``None`` (the default) the
-transport pays one ``None`` check per call and a stream one per chunk read; no event is
-looked at. :mod:`chatapi.otel` installs a :class:`Tracer` when it is enabled.
+transport pays one ``None`` check per call and a stream one when it opens and one when it
+releases its connection; no chunk or event is looked at (the first answer text's time comes
+from the stream's own timings). :mod:`chatapi.otel` installs a :class:`Tracer` when enabled.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ class CallTrace(Protocol):
 
     def failed(self, exc: BaseException) -> None:
         """The call raised (an error status, a transport failure, a cancellation)."""
-
-    def stream_read(self, stream: AsyncChatStream) -> None:
-        """A stream read a chunk and queued its events (not yet seen by the consumer)."""
 
     def stream_ended(self, stream: AsyncChatStream) -> None:
         """The stream released its connection, however it ended; called once or more."""

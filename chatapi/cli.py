@@ -3,7 +3,8 @@
 ``chatapi chat "question"`` streams the answer; without a question it reads one question
 per line and keeps the conversation. ``--fake`` answers from an embedded
 :class:`~chatapi.testing.FakeChatServer`, so the command works with nothing else running.
-``chatapi fake-server`` serves that fake API for other programs.
+``chatapi fake-server`` serves that fake API for other programs. ``chatapi load`` runs a
+load test (its code lives in :mod:`chatapi.load`).
 
 Exit codes: 0 done, 1 the API or the connection failed, 2 bad usage or configuration,
 130 interrupted (Ctrl-C; a streamed run is stopped on the server first).
@@ -24,6 +25,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import attrs
 import orjson
 
 from ._config import ENV_API_KEY, ENV_USER
@@ -50,6 +52,7 @@ from .events import (
     WorkflowPausedEvent,
     WorkflowStartedEvent,
 )
+from .load._cli import add_fake_server_options, add_load_parser, fake_server_settings
 from .models import ChatCompletion, InputFile
 from .testing import FakeChatServer
 
@@ -212,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ping-interval", type=float, default=10.0, help="seconds of silence between pings"
     )
+    add_fake_server_options(serve)
     serve.set_defaults(run=_serve_command)
 
     from .cli_run import add_run_command  # it builds on this module
 
     add_run_command(commands)
+    add_load_parser(commands)
     return parser
 
 
@@ -523,11 +528,17 @@ def _serve_command(args: argparse.Namespace) -> int:
             mode=args.mode,
             chunk_delay=args.chunk_delay,
             ping_interval=args.ping_interval,
+            load=(load := fake_server_settings(args)),
         )
     except (TypeError, ValueError) as error:
         sys.stderr.write(f"chatapi: error: {error}\n")
         return EXIT_USAGE
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # A load target would spend its time logging every request.
+    logging.basicConfig(
+        level=logging.INFO if load is None else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     loop = asyncio.new_event_loop()
     try:
         return _run(loop, _serve(server, any_key=not args.api_keys))
@@ -537,6 +548,10 @@ def _serve_command(args: argparse.Namespace) -> int:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+            if load is not None:
+                counts = attrs.asdict(server.stream_counts())
+                sys.stdout.write(orjson.dumps({"stream_counts": counts}).decode() + "\n")
+                sys.stdout.flush()
 
 
 async def _serve(server: FakeChatServer, *, any_key: bool) -> int:

@@ -15,13 +15,13 @@ A stream's span lasts until the stream releases its connection and adds what Dif
 ``dify.app.mode``, ``dify.task_id``, ``dify.conversation_id``, ``dify.message_id``,
 ``dify.workflow_run_id``, ``dify.workflow.status``, token counts (``gen_ai.usage.input_tokens``,
 ``gen_ai.usage.output_tokens``, ``dify.usage.total_tokens``), the number of events, a
-``first_token`` span event at the first answer text (with ``dify.time_to_first_token`` in
-seconds since the request was sent), and how it ended in ``dify.stream.end``: ``completed``,
-``paused``, ``stopped``, ``failed`` (an error event or a failed workflow), ``incomplete``
-(the body ended or broke early), ``timeout``, ``error`` (an undecodable event), or ``closed``
-(left before the end by the consumer). ``stopped`` covers ``stop()`` and ``chat.stop()``
-through the same client as well as a stop from elsewhere. A blocking chat answer carries
-the same ids and tokens.
+``first_token`` span event at the first answer text (``dify.time_to_first_token``: seconds
+since the request was sent, from the stream's ``timings``), and how it ended in
+``dify.stream.end``: ``completed``, ``paused``, ``stopped``, ``failed`` (an error event or a
+failed workflow), ``incomplete`` (the body ended or broke early), ``timeout``, ``error`` (an
+undecodable event), or ``closed`` (left before the end by the consumer). ``stopped`` covers
+``stop()`` and ``chat.stop()`` through the same client as well as a stop from elsewhere. A
+blocking chat answer carries the same ids and tokens.
 
 The trace context goes out with every request: W3C ``traceparent`` (through the globally
 configured propagator) and Dify's ``X-Trace-Id`` with the trace id, so that Dify's own traces
@@ -47,10 +47,8 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     IncompleteStreamError,
-    ResponseDecodeError,
     StreamError,
 )
-from .events import StreamEvent, decode_event
 
 try:
     from opentelemetry import propagate, trace
@@ -113,8 +111,6 @@ class _Call:
         self.span = span
         self.resends = 0
         self._stream = stream
-        self._started = time.monotonic()
-        self._first_token = False
         self._ended = False
 
     def headers(self, headers: Mapping[str, str]) -> Mapping[str, str]:
@@ -168,24 +164,6 @@ class _Call:
         self.span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
         self._end()
 
-    def stream_read(self, stream: AsyncChatStream) -> None:
-        if self._first_token:
-            return
-        for item in stream._pending:
-            # Queued events may still be undecoded data (decoding is lazy): decoded again here,
-            # only until the first answer text shows up.
-            try:
-                event = item if isinstance(item, StreamEvent) else decode_event(item)
-            except ResponseDecodeError:
-                return  # the stream raises it when it gets there
-            if stream._text_of(event):
-                self._first_token = True
-                self.span.add_event(
-                    "first_token",
-                    {"dify.time_to_first_token": time.monotonic() - self._started},
-                )
-                return
-
     def stream_ended(self, stream: AsyncChatStream) -> None:
         if self._ended:
             return
@@ -208,6 +186,7 @@ class _Call:
         if status is not None:
             self.span.set_attribute("dify.workflow.status", status)
         self.span.set_attribute("dify.stream.events", stream._event_count)
+        self._add_first_token(stream)
         outcome = _outcome(stream, status)
         self.span.set_attribute("dify.stream.end", outcome)
         failure = stream._failure
@@ -218,6 +197,20 @@ class _Call:
             message = str(failure) if failure else "the workflow run failed"
             self.span.set_status(Status(StatusCode.ERROR, message[:200]))
         self._end()
+
+    def _add_first_token(self, stream: AsyncChatStream) -> None:
+        """The ``first_token`` event, at the time the stream's timings recorded for it."""
+        timings = stream.timings
+        first_text, ttft = timings.first_text, timings.ttft
+        if first_text is None or ttft is None:
+            return
+        # The timings use the event loop's monotonic clock; spans use wall-clock nanoseconds.
+        ago = stream._clock() - first_text
+        self.span.add_event(
+            "first_token",
+            {"dify.time_to_first_token": ttft},
+            timestamp=time.time_ns() - int(ago * 1e9),
+        )
 
     def _set_dify(
         self,

@@ -35,6 +35,7 @@ import aiohttp
 
 from ._config import Timeout
 from ._http import translate_transport_error
+from ._timings import StreamTimings
 from ._trace import CallTrace, take_stream_trace
 from .errors import (
     APITimeoutError,
@@ -191,7 +192,9 @@ class AsyncChatStream:
 
     ``task_id``, ``conversation_id``, ``message_id`` and ``workflow_run_id`` are known from
     the first event that carries them; ``current_answer`` is the answer streamed so far.
-    ``stopped`` tells whether the run was stopped (see :meth:`stop`).
+    ``stopped`` tells whether the run was stopped (see :meth:`stop`). :attr:`timings` records
+    when the request went out, when the first byte, event and answer delta arrived, each
+    delta's arrival, and how the stream ended.
     """
 
     def __init__(
@@ -255,6 +258,7 @@ class AsyncChatStream:
         self._clock: Callable[[], float] = time.monotonic
         self._opened_at = 0.0
         self._event_count = 0
+        self._timings = StreamTimings()
         # The exception that ended the stream: raised again by any later read, so that a
         # cut-off answer never passes for a complete one.
         self._failure: BaseException | None = None
@@ -327,10 +331,20 @@ class AsyncChatStream:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def timings(self) -> StreamTimings:
+        """When the request went out, the first byte, event and delta arrived, each delta's
+        arrival, and how the stream ended (recorded on the loop thread as data arrives)."""
+        return self._timings
+
     # -- context manager and iteration ----------------------------------------------------
 
     async def __aenter__(self) -> AsyncChatStream:
-        await self._open()
+        try:
+            await self._open()
+        except BaseException as exc:
+            self._timings.finish("error", self._clock(), exc)
+            raise
         return self
 
     async def __aexit__(
@@ -424,6 +438,8 @@ class AsyncChatStream:
         A stream whose run was over already is left as it was.
         """
         running = not (self._complete or self._closed)
+        if running:
+            self._timings.finish("stopped", self._clock())
         try:
             if running:
                 self._stop_requested = True
@@ -443,6 +459,7 @@ class AsyncChatStream:
         self._closed = True
         self._pending.clear()
         self._close_response()
+        self._timings.finish("closed", self._clock())
         self._forget()
 
     def __del__(self) -> None:
@@ -492,6 +509,7 @@ class AsyncChatStream:
                     **self._state(),
                 )
             )
+            self._timings.finish("error", self._clock(), self._failure)
         self._close_response()
 
     async def _open(self) -> None:
@@ -500,7 +518,7 @@ class AsyncChatStream:
         self._opened = True
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time
-        self._opened_at = self._clock()
+        self._opened_at = self._timings.sent = self._clock()
         idle = self._timeout.stream_idle
         if idle is None:
             await self._open_response()
@@ -527,6 +545,7 @@ class AsyncChatStream:
 
     async def _open_response(self) -> None:
         response = await self._opener()
+        self._timings.headers = self._clock()
         self._response = response
         self._trace = take_stream_trace(response)
         content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
@@ -612,7 +631,9 @@ class AsyncChatStream:
         except StopAsyncIteration:
             self._eof = True
             try:
-                self._queue(self._decoder.close())
+                queued = len(self._pending)
+                if self._queue(self._decoder.close()):
+                    self._timings.on_events(self._pending, queued, self._clock())
             except ChatAPIError:
                 raise
             except Exception as exc:
@@ -626,18 +647,23 @@ class AsyncChatStream:
                 self._complete = True
                 return
             raise self._transport_failure(exc) from exc
+        now = self._clock()
+        timings = self._timings
+        if timings.first_byte is None:
+            timings.first_byte = now
         # Most chunks of a stream read in small pieces complete no event.
         try:
             blocks = self._decoder.feed_data(chunk)
+            queued = len(self._pending)
             progress = bool(blocks) and self._queue(blocks)
         except ChatAPIError:
             raise
         except Exception as exc:
             raise self._decoder_failure(exc) from exc
-        if progress and self._idle_deadline is not None:
-            self._idle_deadline = self._clock() + self._timeout.stream_idle  # type: ignore[operator]
-        if self._trace is not None:
-            self._trace.stream_read(self)
+        if progress:
+            timings.on_events(self._pending, queued, now)
+            if self._idle_deadline is not None:
+                self._idle_deadline = now + self._timeout.stream_idle  # type: ignore[operator]
 
     def _arm_watchdog(self, deadline: float) -> None:
         """Make sure the watchdog fires by ``deadline`` (see ``_WATCHDOG``)."""
@@ -742,6 +768,8 @@ class AsyncChatStream:
                 text = event.answer or ""  # type: ignore[attr-defined]
                 self._answer_parts.append(text)
                 self._answer_size += len(text)
+                if text:
+                    self._timings.on_delta(len(text))
         elif cls is PingEvent:
             return event if self._include_pings else None
         if self.task_id is None:
@@ -801,6 +829,7 @@ class AsyncChatStream:
         if text:
             self._answer_parts.append(text)
             self._answer_size += len(text)
+            self._timings.on_delta(len(text))
 
     def _accept_closer(self, event: StreamEvent) -> None:
         if self._awaiting_resume:
@@ -880,6 +909,7 @@ class AsyncChatStream:
             self._fail(error)
             raise error
         self._closed = True
+        self._timings.finish("paused" if self._paused is not None else "completed", self._clock())
         self._forget()
 
     def _forget(self) -> None:

@@ -34,6 +34,7 @@ from ._bridge import LoopThread, SyncMethod, SyncResource, bridge, bridge_iter
 from ._config import Timeout
 from ._feed import CUT_OFF, END, EventFeed
 from ._http import DEFAULT_MAX_RESPONSE_SIZE
+from ._timings import StreamTimings
 from .client import AsyncChatClient
 from .errors import ChatAPIError, ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
@@ -167,6 +168,12 @@ class ChatStream:
     def response(self) -> aiohttp.ClientResponse | None:
         """The underlying HTTP response once the stream is open (for headers)."""
         return self._stream.response
+
+    @property
+    def timings(self) -> StreamTimings:
+        """When the request went out, the first byte, event and delta arrived, each delta's
+        arrival, and how the stream ended (recorded on the loop thread as data arrives)."""
+        return self._stream.timings
 
     @property
     def closed(self) -> bool:

@@ -5,7 +5,8 @@ each test a running server (see :mod:`chatapi.testing.pytest_plugin`).
 """
 
 from ._context import ReceivedRequest
+from ._load import LoadSettings, StreamCounts
 from ._script import Script
 from ._server import FakeChatServer
 
-__all__ = ["FakeChatServer", "ReceivedRequest", "Script"]
+__all__ = ["FakeChatServer", "LoadSettings", "ReceivedRequest", "Script", "StreamCounts"]

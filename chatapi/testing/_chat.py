@@ -82,7 +82,13 @@ class ChatEndpoints:
         owner = ctx.store.end_user(user)
         conversation = self._conversation(body.get("conversation_id"), owner)
         files = self.attachments(body.get("files"), owner)
+        if ctx.load.draw_rate_limited():
+            raise FakeAPIError(
+                429, "too_many_requests", "Too many requests. Please try again later."
+            )
         plan = ctx.script.take_run_plan(streaming=mode == "streaming")
+        if mode == "streaming" and plan.error_after is None:
+            plan.error_after = ctx.load.draw_error_after(ctx.load.settings.events_per_answer or 8)
         answer = ctx.script.answer_for(query, files=[f.filename for f in files])
         if conversation is None:
             conversation = Conversation(
@@ -120,6 +126,7 @@ class ChatEndpoints:
                 await run.play()
                 return json_response(run.blocking_body(), charset=True)
             response = await open_event_stream(request)
+            ctx.load.started += 1
             run.stream = EventStream(
                 request,
                 response,
@@ -132,6 +139,8 @@ class ChatEndpoints:
         finally:
             ctx.runs.pop(run.task_id, None)
             run.close()
+            if ctx.load.enabled:
+                ctx.load.forget(ctx.store, run.conversation, run.message, run.workflow)
 
     def check_workflow_id(self, workflow_id: Any) -> None:
         """Dify's checks of a ``workflow_id`` naming the published version to run."""

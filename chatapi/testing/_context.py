@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._load import LoadState
 from ._script import Script
 from ._state import Store
 from ._wire import FakeAPIError, new_id
@@ -50,6 +51,7 @@ class Context:
     runs: dict[str, ChatRun] = attrs.field(factory=dict)
     wakers: set[asyncio.Event] = attrs.field(factory=set)
     requests: list[ReceivedRequest] = attrs.field(factory=list)
+    load: LoadState = attrs.field(factory=lambda: LoadState(None))
 
     def __attrs_post_init__(self) -> None:
         self.store = Store(

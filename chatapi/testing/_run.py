@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._human_input import form_for, required_data
+from ._load import SENT_AT_FIELD
 from ._payloads import NodeExecution, envelope, finished_data, paused_data, usage_json
 from ._script import RunPlan, split_tokens
 from ._state import Conversation, EndUser, Message, WorkflowRun
@@ -149,6 +150,7 @@ class ChatRun:
         error = self.plan.error or {}
         payload = self.error_event(error)
         self.message.status = "error"
+        self.ctx.load.errors += 1
         self.message.error = error.get("message")
         if self.workflow is not None:
             self.workflow.finish("failed", outputs={}, error=f"Run failed: {error.get('message')}")
@@ -165,6 +167,10 @@ class ChatRun:
                 await self._idle_forever(self.plan.ping_interval)
                 return
             await self.play_events()
+            # No await since the last event was handed to the transport: a client that
+            # leaves after reading it cannot cancel this count away.
+            if self.stream is not None and not self.stop_requested and self.paused is None:
+                self.ctx.load.completed += 1
             if self.plan.keep_open:
                 await self._idle_forever(None)
         except StreamEnded:
@@ -192,7 +198,11 @@ class ChatRun:
             await self._flood(self.plan.flood, event, selector)
             return
         delay = self.ctx.script.chunk_delay
-        for chunk in self.ctx.script.chunks(self.answer_text):
+        load = self.ctx.load
+        chunks = load.shape(self.answer_text) or self.ctx.script.chunks(self.answer_text)
+        if load.settings.first_token_delay:
+            await self.idle(load.settings.first_token_delay)
+        for chunk in chunks:
             if delay:
                 await self.idle(delay)
             else:
@@ -210,6 +220,8 @@ class ChatRun:
         payload["answer"] = chunk
         if event == "message":
             payload["from_variable_selector"] = selector
+        if self.ctx.load.settings.stamp_send_times:
+            payload[SENT_AT_FIELD] = time.monotonic()
         return payload
 
     def _add_answer(self, chunk: str) -> None:

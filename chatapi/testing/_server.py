@@ -16,6 +16,7 @@ from ._api import ResourceEndpoints, file_response
 from ._apps import AppEndpoints
 from ._chat import ChatEndpoints
 from ._context import APP_MODES, SERVER_VERSION, Context, ReceivedRequest
+from ._load import LoadSettings, LoadState, StreamCounts
 from ._script import HTTPFault, Responder, Script
 from ._wire import NOT_FOUND_MESSAGE, UUID_PATTERN, FakeAPIError, json_response
 
@@ -56,7 +57,8 @@ class FakeChatServer:
     app answers the run endpoints of the other modes with Dify's error for the wrong mode.
     ``ping_interval`` is the seconds of silence after which a stream gets ``event: ping``.
     ``replies``, ``tokens_per_chunk`` and ``chunk_delay`` set up :attr:`script`, which also
-    injects faults.
+    injects faults. ``load`` (:class:`~chatapi.testing.LoadSettings`) makes it a load target;
+    :meth:`stream_counts` says how many streams it started and completed.
 
     Use ``async with`` (or :meth:`start` / :meth:`stop`) inside an event loop, or
     :meth:`running_in_thread` from synchronous code.
@@ -74,6 +76,7 @@ class FakeChatServer:
         tokens_per_chunk: int = 1,
         chunk_delay: float = 0.0,
         app_name: str = "Fake Chat App",
+        load: LoadSettings | None = None,
     ) -> None:
         if mode not in APP_MODES:
             raise ValueError(f"mode must be one of {', '.join(APP_MODES)}; got {mode!r}")
@@ -95,7 +98,11 @@ class FakeChatServer:
             replies=replies, tokens_per_chunk=tokens_per_chunk, chunk_delay=chunk_delay
         )
         self._ctx = Context(
-            mode=mode, ping_interval=float(ping_interval), script=self.script, app_name=app_name
+            mode=mode,
+            ping_interval=float(ping_interval),
+            script=self.script,
+            app_name=app_name,
+            load=LoadState(load),
         )
         self._runner: web.AppRunner | None = None
 
@@ -136,6 +143,10 @@ class FakeChatServer:
     def requests(self) -> list[ReceivedRequest]:
         """The API requests received so far, oldest first (method, path, query, JSON)."""
         return list(self._ctx.requests)
+
+    def stream_counts(self) -> StreamCounts:
+        """Streamed chat runs started, completed and failed so far (from any thread)."""
+        return self._ctx.load.counts()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -228,7 +239,8 @@ class FakeChatServer:
         path = request.path[len(_PREFIX) :] if request.path.startswith(_PREFIX) else None
         try:
             if path is not None and path not in ("", "/"):
-                await self._record(request, path)
+                if not self._ctx.load.enabled:
+                    await self._record(request, path)
                 self._authenticate(request)
                 fault = self.script.take_http_fault(request.method, path)
                 if fault is not None:
