@@ -1,7 +1,8 @@
 """chatapi: an async-first, typed client for Dify chat apps (Chatflow, chatbot, agent).
 
 Everything a user needs is importable from here; submodules named in the docs
-(``chatapi.events``, ``chatapi.models``, ``chatapi.sse``, ``chatapi.errors``) hold the rest.
+(``chatapi.events``, ``chatapi.models``, ``chatapi.sse``, ``chatapi.errors``, ``chatapi.web``)
+hold the rest.
 
 The names are imported on first use (PEP 562), so that importing a light part of the
 package (``chatapi --version``, the command line's argument parsing) does not load aiohttp
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         SSEDecodeError,
         StreamError,
         StreamIdleTimeoutError,
+        StreamState,
         UnsupportedMediaTypeError,
     )
     from .events import StreamEvent
@@ -77,6 +79,7 @@ _LOCATIONS = {
             "SSEDecodeError",
             "StreamError",
             "StreamIdleTimeoutError",
+            "StreamState",
             "UnsupportedMediaTypeError",
         ),
         ".errors",
@@ -93,7 +96,7 @@ _LOCATIONS = {
     "WorkflowStream": ".sync",
 }
 # Submodules reachable as attributes (``chatapi.errors``) without importing them first.
-_SUBMODULES = frozenset({"errors", "events", "models", "sse", "testing", "cli"})
+_SUBMODULES = frozenset({"errors", "events", "models", "sse", "testing", "cli", "web"})
 
 # test_public_names checks that each of these resolves.
 __all__ = [
@@ -127,6 +130,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamIdleTimeoutError",
+    "StreamState",
     "StreamTimings",
     "Timeout",
     "UnsupportedMediaTypeError",

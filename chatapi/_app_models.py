@@ -11,13 +11,14 @@ from typing import Any
 
 import attrs
 
+from ._serialize import Serializable
 from .models import PauseReason
 
 __all__ = ["WorkflowRunData", "WorkflowRunResult"]
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowRunData:
+class WorkflowRunData(Serializable):
     """The outcome of one workflow run: status, outputs or error, cost and timing.
 
     ``status`` is ``succeeded``, ``failed``, ``stopped``, ``partial-succeeded`` or, for a
@@ -44,7 +45,7 @@ class WorkflowRunData:
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowRunResult:
+class WorkflowRunResult(Serializable):
     """What ``workflows.run`` returns and ``stream.final_run()`` builds from a stream.
 
     ``task_id`` stops the run while it is going on; ``workflow_run_id`` finds it later

@@ -19,13 +19,15 @@ import datetime
 import logging
 import random
 import time
+import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import attrs
 
-from . import _fork
+from . import _fork, _trace
 from ._config import Settings, Timeout, check_headers, user_agent
 from ._convert import decode_json
 from ._response import ResponseInfo, capturing, record
@@ -224,6 +226,8 @@ class _Connections:
         self.closed = False
         # A session given by the caller, inherited by a forked child: unusable there.
         self.forked_session = False
+        # Closes a session the client created if no one closes the client.
+        self.abandoned: weakref.finalize[Any, Any] | None = None
         _fork.register(self)
 
     def _after_fork_in_child(self) -> None:
@@ -233,6 +237,9 @@ class _Connections:
             if self.owns_session:
                 _fork.keep_inherited(self.session)
                 self.session = None
+                if self.abandoned is not None:  # closing it at exit would hurt the parent
+                    self.abandoned.detach()
+                    self.abandoned = None
             else:
                 self.forked_session = True
         self.loop = None
@@ -242,6 +249,32 @@ def backoff_delay(attempt: int) -> float:
     """Delay before retry number ``attempt`` (0-based): doubling from 0.5 s, capped, jittered."""
     ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0**attempt)
     return ceiling * random.uniform(0.75, 1.0)
+
+
+def _close_abandoned(session: aiohttp.ClientSession, base_url: str) -> None:
+    """Close the session of a client dropped, or left open at exit, without ``aclose()``.
+
+    ``ClientSession.close()`` is a coroutine and the loop may be gone by now; the pool's
+    synchronous part closes the sockets (if the loop still runs) and marks it closed, which
+    spares the user aiohttp's "Unclosed client session" / "Unclosed connector" reports.
+    """
+    connector = session.connector
+    if connector is None or connector.closed:
+        return
+    loop = getattr(connector, "_loop", None)
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if loop is not None and loop.is_running() and loop is not current:
+        return  # its loop runs in another thread (a ChatClient's), which closes it itself
+    connector._close()
+    warnings.warn(
+        f"an AsyncChatClient of {base_url} was never closed; chatapi closed its connections. "
+        "Use 'async with AsyncChatClient(...)' or 'await client.aclose()'.",
+        ResourceWarning,
+        stacklevel=1,
+    )
 
 
 class HTTPClient:
@@ -377,6 +410,9 @@ class HTTPClient:
             # retries here are ours alone, so that ``max_retries`` means what it says.
             if hasattr(pool.session, "_retry_connection"):
                 pool.session._retry_connection = False
+            pool.abandoned = weakref.finalize(
+                pool, _close_abandoned, pool.session, self._settings.base_url
+            )
         return pool.session
 
     async def open(
@@ -442,6 +478,34 @@ class HTTPClient:
         method: str,
         path: str,
         handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        **options: Any,
+    ) -> T:
+        """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
+        tracer = _trace.tracer
+        if tracer is None:
+            return await self._attempts(method, path, handle, self._headers, None, **options)
+        call = tracer.start(method, self.url(path), path, stream=options["stream"])
+        headers = call.headers(self._headers)
+        try:
+            result = await self._attempts(method, path, handle, headers, call, **options)
+        except BaseException as exc:
+            call.failed(exc)
+            raise
+        if isinstance(result, Response):
+            call.succeeded(result.status, result)
+        elif isinstance(result, aiohttp.ClientResponse):
+            call.succeeded(result.status, result)
+            if options["stream"]:
+                _trace.hand_to_stream(result, call)
+        return result
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        headers: Mapping[str, str],
+        call: _trace.CallTrace | None,
         *,
         params: Mapping[str, str] | None,
         json: Any,
@@ -451,7 +515,6 @@ class HTTPClient:
         retry: bool,
         max_retries: int | None,
     ) -> T:
-        """Send, hand a 2xx response to ``handle``, and retry what is safe to retry."""
         self._check_usable()
         limits = timeout or self.timeout
         session = self._get_session()
@@ -480,7 +543,7 @@ class HTTPClient:
                     params=params,
                     json=json,
                     data=data,
-                    headers=self._headers,
+                    headers=headers,
                     timeout=client_timeout,
                     allow_redirects=False,
                 )
@@ -513,6 +576,8 @@ class HTTPClient:
                 ):
                     log.info("%s failed (%s); retry %d in %.2fs", what, error, attempt + 1, delay)
                     attempt += 1
+                    if call is not None:
+                        call.resends = attempt
                     await asyncio.sleep(delay)
                     continue
                 raise error from exc
@@ -532,6 +597,8 @@ class HTTPClient:
                 retry_delay,
             )
             attempt += 1
+            if call is not None:
+                call.resends = attempt
             await asyncio.sleep(retry_delay)
 
     async def _status_error(
@@ -598,6 +665,8 @@ class HTTPClient:
         if self._derived or pool.closed:
             return
         pool.closed = True
+        if pool.abandoned is not None:
+            pool.abandoned.detach()
         if pool.owns_session and pool.session is not None:
             await pool.session.close()
         pool.session = None

@@ -28,6 +28,7 @@ import orjson
 
 from ._convert import SHAPE_ERRORS, shape_error, structure_hook
 from ._fast_decode import fast_decoder
+from ._serialize import Serializable
 from .errors import ResponseDecodeError
 from .models import (
     HumanInputFormDefinition,
@@ -90,7 +91,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class StreamEvent:
+class StreamEvent(Serializable):
     """Base class of every stream event: its wire name, the ids of the run and the raw JSON.
 
     Which ids are present depends on the event and the server version; ``error`` events and
@@ -215,7 +216,7 @@ class TTSMessageEndEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class ReasoningChunkData:
+class ReasoningChunkData(Serializable):
     """A piece of an LLM node's separated reasoning; ``is_final`` closes that node's reasoning."""
 
     message_id: str | None = None
@@ -233,7 +234,7 @@ class ReasoningChunkEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class TextChunkData:
+class TextChunkData(Serializable):
     """A piece of workflow output text and the variable it came from."""
 
     text: str | None = None
@@ -249,7 +250,7 @@ class TextChunkEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class TextReplaceData:
+class TextReplaceData(Serializable):
     """The text that replaces a workflow's output so far."""
 
     text: str | None = None
@@ -267,7 +268,7 @@ class TextReplaceEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowStartedData:
+class WorkflowStartedData(Serializable):
     """The run that started: its id, the workflow, its inputs and whether it is a resumption."""
 
     id: str | None = None
@@ -287,7 +288,7 @@ class WorkflowStartedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowFinishedData:
+class WorkflowFinishedData(Serializable):
     """The outcome of a run: its status, outputs or error, cost and timing."""
 
     id: str | None = None
@@ -327,7 +328,7 @@ class WorkflowPausedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class NodeData:
+class NodeData(Serializable):
     """One execution of a workflow node, shared by the started, finished and retry events.
 
     The result fields (``outputs``, ``status``, ``elapsed_time``...) are set once the node has
@@ -390,7 +391,7 @@ class NodeRetryEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class IterationData:
+class IterationData(Serializable):
     """The state of an Iteration node, shared by its started, next and completed events."""
 
     id: str | None = None
@@ -473,7 +474,7 @@ class LoopCompletedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class ParallelBranchData:
+class ParallelBranchData(Serializable):
     """A branch of a parallel block; ``status`` and ``error`` are set when it finished."""
 
     parallel_id: str | None = None
@@ -504,7 +505,7 @@ class ParallelBranchFinishedEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class AgentLogData:
+class AgentLogData(Serializable):
     """One entry of an Agent node's log; ``parent_id`` nests entries into a tree."""
 
     node_execution_id: str | None = None
@@ -546,7 +547,7 @@ class HumanInputRequiredEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputFormFilledData:
+class HumanInputFormFilledData(Serializable):
     """The submitted form: the action chosen, the values entered and the rendered text."""
 
     node_id: str | None = None
@@ -566,7 +567,7 @@ class HumanInputFormFilledEvent(StreamEvent):
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputFormTimeoutData:
+class HumanInputFormTimeoutData(Serializable):
     """The Human Input node whose form expired, and when."""
 
     node_id: str | None = None

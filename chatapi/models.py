@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._serialize import Serializable
+
 __all__ = [
     "AgentThought",
     "Annotation",
@@ -59,7 +61,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class Usage:
+class Usage(Serializable):
     """Token counts, prices and timings of one model run (prices are decimal strings)."""
 
     prompt_tokens: int | None = None
@@ -79,7 +81,7 @@ class Usage:
 
 
 @attrs.frozen(kw_only=True)
-class RetrieverResource:
+class RetrieverResource(Serializable):
     """A knowledge-base passage the answer cited."""
 
     id: str | None = None
@@ -107,7 +109,7 @@ class RetrieverResource:
 
 
 @attrs.frozen(kw_only=True)
-class AnnotationReply:
+class AnnotationReply(Serializable):
     """The annotation that answered the query instead of the model, and who wrote it."""
 
     id: str | None = None
@@ -115,7 +117,7 @@ class AnnotationReply:
 
 
 @attrs.frozen(kw_only=True)
-class MessageMetadata:
+class MessageMetadata(Serializable):
     """Metadata of an answer: usage, citations, annotation reply and separated reasoning."""
 
     usage: Usage | None = None
@@ -125,7 +127,7 @@ class MessageMetadata:
 
 
 @attrs.frozen(kw_only=True)
-class MessageEndFile:
+class MessageEndFile(Serializable):
     """A file attached to a message, as listed by ``message_end``."""
 
     related_id: str | None = None
@@ -141,7 +143,7 @@ class MessageEndFile:
 
 
 @attrs.frozen(kw_only=True)
-class FormAction:
+class FormAction(Serializable):
     """A button of a Human Input form; submit its ``id`` as the action."""
 
     id: str
@@ -150,7 +152,7 @@ class FormAction:
 
 
 @attrs.frozen(kw_only=True)
-class FormInput:
+class FormInput(Serializable):
     """One field of a Human Input form, filled in under ``output_variable_name``."""
 
     output_variable_name: str
@@ -164,7 +166,7 @@ class FormInput:
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputFormDefinition:
+class HumanInputFormDefinition(Serializable):
     """A Human Input form: its text, inputs, actions and the ``form_token`` to submit it.
 
     As kept in the conversation history; pause reasons and ``human_input_required`` events
@@ -193,7 +195,7 @@ class PauseReason(HumanInputFormDefinition):
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowPausedData:
+class WorkflowPausedData(Serializable):
     """The state of a run paused at a Human Input node (``workflow_paused``)."""
 
     workflow_run_id: str | None = None
@@ -208,7 +210,7 @@ class WorkflowPausedData:
 
 
 @attrs.frozen(kw_only=True)
-class ChatCompletion:
+class ChatCompletion(Serializable):
     """A complete answer: what ``chat.send`` returns and ``stream.final_message()`` builds.
 
     ``event`` is ``"message"`` for a finished answer and ``"workflow_paused"`` when a Chatflow
@@ -242,7 +244,7 @@ class ChatCompletion:
 
 
 @attrs.frozen(kw_only=True)
-class InputFile:
+class InputFile(Serializable):
     """A file to attach to a chat message: an uploaded file or a URL.
 
     Build one with :meth:`local` (an ``upload_file_id`` from ``files.upload``) or
@@ -272,7 +274,7 @@ T = TypeVar("T")
 
 
 @attrs.frozen(kw_only=True)
-class Page(Generic[T]):
+class Page(Serializable, Generic[T]):
     """One page of a list endpoint.
 
     ``has_more`` says whether another page follows. Cursor-style lists (messages,
@@ -292,7 +294,7 @@ class Page(Generic[T]):
 
 
 @attrs.frozen(kw_only=True)
-class MessageFile:
+class MessageFile(Serializable):
     """A file attached to a message in the conversation history."""
 
     id: str | None = None
@@ -307,14 +309,14 @@ class MessageFile:
 
 
 @attrs.frozen(kw_only=True)
-class MessageFeedback:
+class MessageFeedback(Serializable):
     """The end user's rating of a message (``like`` or ``dislike``)."""
 
     rating: str | None = None
 
 
 @attrs.frozen(kw_only=True)
-class AgentThought:
+class AgentThought(Serializable):
     """One reasoning step of an agent: the thought, the tool call and what it returned.
 
     ``tool_input`` is JSON text, as Dify sends it; ``files`` are file ids.
@@ -334,7 +336,7 @@ class AgentThought:
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputFormSubmission:
+class HumanInputFormSubmission(Serializable):
     """What was submitted to a Human Input form: the chosen action and the values."""
 
     node_id: str | None = None
@@ -346,7 +348,7 @@ class HumanInputFormSubmission:
 
 
 @attrs.frozen(kw_only=True)
-class MessageExtraContent:
+class MessageExtraContent(Serializable):
     """Extra content of a message; today a Human Input form (``type == "human_input"``)."""
 
     type: str | None = None
@@ -358,7 +360,7 @@ class MessageExtraContent:
 
 
 @attrs.frozen(kw_only=True)
-class Message:
+class Message(Serializable):
     """One turn of a conversation: the user's ``query`` and the app's ``answer``.
 
     The token and price fields are only sent by Dify 1.16 and later.
@@ -388,7 +390,7 @@ class Message:
 
 
 @attrs.frozen(kw_only=True)
-class Conversation:
+class Conversation(Serializable):
     """A conversation of the end user with the app."""
 
     id: str
@@ -402,7 +404,7 @@ class Conversation:
 
 
 @attrs.frozen(kw_only=True)
-class ConversationVariable:
+class ConversationVariable(Serializable):
     """A conversation variable of a Chatflow.
 
     Dify sends ``value`` as text (JSON text for objects and arrays); it is kept as sent.
@@ -419,7 +421,7 @@ class ConversationVariable:
 
 
 @attrs.frozen(kw_only=True)
-class Feedback:
+class Feedback(Serializable):
     """A like or dislike given to a message of the app (timestamps are ISO 8601 text)."""
 
     id: str
@@ -440,7 +442,7 @@ class Feedback:
 
 
 @attrs.frozen(kw_only=True)
-class UploadedFile:
+class UploadedFile(Serializable):
     """A file stored by ``files.upload``; attach it to a message with its ``id``."""
 
     id: str
@@ -462,7 +464,7 @@ class UploadedFile:
 
 
 @attrs.frozen(kw_only=True)
-class FileContent:
+class FileContent(Serializable):
     """The bytes of a file from ``files.preview``, with the type and name the server gave."""
 
     content: bytes = attrs.field(repr=False)
@@ -478,7 +480,7 @@ class FileContent:
 
 
 @attrs.frozen(kw_only=True)
-class EndUser:
+class EndUser(Serializable):
     """An end user of the app; ``session_id`` is the ``user`` string the API calls carry."""
 
     id: str
@@ -495,7 +497,7 @@ class EndUser:
 
 
 @attrs.frozen(kw_only=True)
-class AppInfo:
+class AppInfo(Serializable):
     """Name, description, tags, mode and author of the app."""
 
     name: str | None = None
@@ -507,7 +509,7 @@ class AppInfo:
 
 
 @attrs.frozen(kw_only=True)
-class FeatureToggle:
+class FeatureToggle(Serializable):
     """A feature switch of the app; its other settings, if any, are in ``raw``."""
 
     enabled: bool | None = None
@@ -515,7 +517,7 @@ class FeatureToggle:
 
 
 @attrs.frozen(kw_only=True)
-class TextToSpeechSettings:
+class TextToSpeechSettings(Serializable):
     """Text-to-speech settings; ``autoPlay`` is ``"enabled"`` or ``"disabled"``."""
 
     enabled: bool | None = None
@@ -526,7 +528,7 @@ class TextToSpeechSettings:
 
 
 @attrs.frozen(kw_only=True)
-class SystemParameters:
+class SystemParameters(Serializable):
     """Upload limits of the deployment (sizes in MB)."""
 
     file_size_limit: int | None = None
@@ -537,7 +539,7 @@ class SystemParameters:
 
 
 @attrs.frozen(kw_only=True)
-class AppParameters:
+class AppParameters(Serializable):
     """The app's input form, feature switches and upload limits.
 
     Each ``user_input_form`` item maps one control type (``text-input``, ``paragraph``,
@@ -561,7 +563,7 @@ class AppParameters:
 
 
 @attrs.frozen(kw_only=True)
-class AppMeta:
+class AppMeta(Serializable):
     """Tool icons by tool name: a URL, or ``{"background", "content"}`` for an emoji."""
 
     tool_icons: dict[str, Any] = attrs.field(factory=dict)
@@ -569,7 +571,7 @@ class AppMeta:
 
 
 @attrs.frozen(kw_only=True)
-class SiteSettings:
+class SiteSettings(Serializable):
     """The WebApp's branding: title, colours, icon, texts and language."""
 
     title: str | None = None
@@ -594,7 +596,7 @@ class SiteSettings:
 
 
 @attrs.frozen(kw_only=True)
-class Annotation:
+class Annotation(Serializable):
     """A curated question/answer pair that can answer instead of the model."""
 
     id: str
@@ -606,7 +608,7 @@ class Annotation:
 
 
 @attrs.frozen(kw_only=True)
-class AnnotationReplyJob:
+class AnnotationReplyJob(Serializable):
     """The background job that turns annotation reply on or off.
 
     ``job_status`` is ``waiting``, ``processing``, ``completed`` or ``error``.
@@ -622,7 +624,7 @@ class AnnotationReplyJob:
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowRun:
+class WorkflowRun(Serializable):
     """The state and result of one Chatflow run.
 
     Dify sends ``inputs`` (and, before 1.15, ``outputs``) as JSON text: both arrive here
@@ -644,7 +646,7 @@ class WorkflowRun:
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowRunSummary:
+class WorkflowRunSummary(Serializable):
     """A run as listed in the workflow logs."""
 
     id: str | None = None
@@ -661,7 +663,7 @@ class WorkflowRunSummary:
 
 
 @attrs.frozen(kw_only=True)
-class EndUserSummary:
+class EndUserSummary(Serializable):
     """The end user who started a logged run."""
 
     id: str | None = None
@@ -671,7 +673,7 @@ class EndUserSummary:
 
 
 @attrs.frozen(kw_only=True)
-class WorkflowLog:
+class WorkflowLog(Serializable):
     """One entry of the workflow logs: a run and who started it from where."""
 
     id: str
@@ -686,7 +688,7 @@ class WorkflowLog:
 
 
 @attrs.frozen(kw_only=True)
-class HumanInputForm:
+class HumanInputForm(Serializable):
     """A Human Input form a paused run waits on: the text, the fields and the buttons.
 
     Submit it with ``human_input.submit`` using one of ``user_actions`` as the action.

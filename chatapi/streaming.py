@@ -27,15 +27,16 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from ._config import Timeout
 from ._http import translate_transport_error
 from ._timings import StreamTimings
+from ._trace import CallTrace, take_stream_trace
 from .errors import (
     APITimeoutError,
     ChatAPIError,
@@ -66,6 +67,9 @@ from .events import (
 )
 from .models import ChatCompletion, MessageMetadata, WorkflowPausedData
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
+
+if TYPE_CHECKING:
+    from .web import Transform
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -258,6 +262,8 @@ class AsyncChatStream:
         # The exception that ended the stream: raised again by any later read, so that a
         # cut-off answer never passes for a complete one.
         self._failure: BaseException | None = None
+        # The trace of the call, when tracing is on (chatapi.otel).
+        self._trace: CallTrace | None = None
         self._registry = registry
         self._stop_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -400,6 +406,30 @@ class AsyncChatStream:
         async for _ in self:
             pass
 
+    def to_sse(
+        self,
+        *,
+        events: Collection[str] | None = None,
+        transform: Transform | None = None,
+        pings: bool = True,
+    ) -> AsyncIterator[bytes]:
+        """The stream as the body of a ``text/event-stream`` response, for a browser.
+
+        Gives each event as Dify sent it (``data: {json}``) and Dify's keep-alives
+        (``event: ping``, unless ``pings`` is false). ``events`` keeps only the named event
+        types; ``transform`` maps each event to what is sent instead (a ``ServerSentEvent``,
+        an event or model, a mapping sent as JSON, a text) or to ``None`` to skip it. A
+        failure is sent as Dify's ``error`` event and ends the body. The stream is opened
+        (if it is not yet) on the first iteration and closed at the end. If the consumer goes
+        away first (the async iterator cancelled, closed or dropped; the sync iterable closed
+        by a WSGI server), the run is stopped on the server. See :mod:`chatapi.web`.
+        """
+        from .web import SSEEncoder, aiter_sse  # imported on first use: it brings anyio
+
+        encoder = SSEEncoder(events=events, transform=transform, pings=pings)
+        self._include_pings = self._include_pings or pings
+        return aiter_sse(self, encoder)
+
     async def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
@@ -470,7 +500,6 @@ class AsyncChatStream:
 
     def _fail(self, exc: BaseException) -> None:
         """Record what ended the stream (once) and release the connection."""
-        self._close_response()
         if self._failure is None:
             self._failure = (
                 exc
@@ -481,6 +510,7 @@ class AsyncChatStream:
                 )
             )
             self._timings.finish("error", self._clock(), self._failure)
+        self._close_response()
 
     async def _open(self) -> None:
         if self._opened:
@@ -517,6 +547,7 @@ class AsyncChatStream:
         response = await self._opener()
         self._timings.headers = self._clock()
         self._response = response
+        self._trace = take_stream_trace(response)
         content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if content_type != "text/event-stream":
             try:
@@ -533,6 +564,8 @@ class AsyncChatStream:
         self._chunks = response.content.iter_any()
 
     def _close_response(self) -> None:
+        if self._trace is not None:
+            self._trace.stream_ended(self)
         if self._watchdog is not None:
             # Its callback holds the stream: cancelled so that the stream can be collected.
             self._watchdog.cancel()
@@ -904,15 +937,16 @@ class AsyncChatStream:
                 return answer
         return self.current_answer
 
+    def _app_mode(self) -> str:
+        """The app mode the events show so far (Chatflow, agent or chatbot)."""
+        if self._workflow_mode:
+            return "advanced-chat"
+        return "agent-chat" if self._agent_mode else "chat"
+
     def _completion(self) -> ChatCompletion:
         end = self._message_end
         paused = self._paused
-        if self._workflow_mode:
-            mode = "advanced-chat"
-        elif self._agent_mode:
-            mode = "agent-chat"
-        else:
-            mode = "chat"
+        mode = self._app_mode()
         pause_data: WorkflowPausedData | None = paused.data if paused is not None else None
         return ChatCompletion(
             event="workflow_paused" if paused is not None else "message",

@@ -23,7 +23,8 @@ checks that no async method is left without its sync twin.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec
 
@@ -37,7 +38,7 @@ from ._http import DEFAULT_MAX_RESPONSE_SIZE
 from ._raw import SyncRawResponses, sync_raw
 from ._timings import StreamTimings
 from .client import AsyncChatClient
-from .errors import ConfigurationError, IncompleteStreamError
+from .errors import ChatAPIError, ConfigurationError, IncompleteStreamError
 from .events import StreamEvent
 from .models import ChatCompletion, WorkflowRunResult
 from .resources import (
@@ -56,6 +57,7 @@ from .resources import (
 )
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .streaming import AsyncChatStream, StreamView, text_delta
+from .web import SSEEncoder, Transform, iter_sse, stop_within_limit
 
 __all__ = [
     "Annotations",
@@ -76,6 +78,7 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+log = logging.getLogger("chatapi")
 
 
 class ChatStream:
@@ -291,6 +294,28 @@ class ChatStream:
         for _ in self:
             pass
 
+    def to_sse(
+        self,
+        *,
+        events: Collection[str] | None = None,
+        transform: Transform | None = None,
+        pings: bool = True,
+    ) -> Iterator[bytes]:
+        """The stream as the body of a ``text/event-stream`` response, for a browser.
+
+        Gives each event as Dify sent it (``data: {json}``) and Dify's keep-alives
+        (``event: ping``, unless ``pings`` is false). ``events`` keeps only the named event
+        types; ``transform`` maps each event to what is sent instead (a ``ServerSentEvent``,
+        an event or model, a mapping sent as JSON, a text) or to ``None`` to skip it. A
+        failure is sent as Dify's ``error`` event and ends the body. The stream is opened
+        (if it is not yet) on the first iteration and closed at the end. If the consumer goes
+        away first (the async iterator cancelled, closed or dropped; the sync iterable closed
+        by a WSGI server), the run is stopped on the server. See :mod:`chatapi.web`.
+        """
+        encoder = SSEEncoder(events=events, transform=transform, pings=pings)
+        self._stream._include_pings = self._stream._include_pings or pings
+        return iter_sse(self, encoder)
+
     def stop(self) -> None:
         """Ask the server to stop the run (same ``user``), then close the connection.
 
@@ -305,6 +330,27 @@ class ChatStream:
     async def _stop_on_loop(self) -> None:
         try:
             await self._stream.stop()
+        finally:
+            await self._feed.stop()
+
+    def _stop_quietly(self) -> None:
+        """Stop the run for a consumer that went away: bounded, and never raising.
+
+        Before the task id is known (the consumer left after the first keep-alive) the
+        stream is read on here until it is.
+        """
+        try:
+            while self._stream.task_id is None and self._next_event() is not None:
+                pass
+            self._closing = True
+            self._feed.clear()
+            self._loop.call(self._stop_quietly_on_loop)
+        except ChatAPIError as exc:  # the run failed, or the client was closed meanwhile
+            log.debug("could not stop the run of %r: %s", self._stream, exc)
+
+    async def _stop_quietly_on_loop(self) -> None:
+        try:
+            await stop_within_limit(self._stream, read_on=False)
         finally:
             await self._feed.stop()
 

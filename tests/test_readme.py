@@ -39,16 +39,22 @@ import contextlib
 import inspect
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import attrs
+import orjson
 import pytest
+import uvicorn
+from aiohttp import web
 
 from chatapi import AsyncChatClient, ChatClient
+from chatapi.sse import SSEDecoder
 from chatapi.testing import FakeChatServer
 
 from .conftest import child_env
@@ -275,6 +281,65 @@ def _as_a_test_file(ctx: Context, block: Block) -> None:
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
     assert f"{len(tests)} passed" in report, report
+
+
+async def _ask_over_http(url: str) -> None:
+    """Ask a re-streaming endpoint as a browser's EventSource would; check the SSE answer."""
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(url, params={"query": "Hi", "user": USER})
+        body = await response.read()
+    assert response.status == 200, body
+    assert response.content_type == "text/event-stream"
+    decoder = SSEDecoder()
+    payloads = [orjson.loads(event.data) for event in decoder.feed(body) + decoder.close()]
+    answer = "".join(p["answer"] for p in payloads if p["event"] == "message")
+    assert answer == "Echo: Hi", payloads
+
+
+@runner("asgi-app")
+def _served_by_uvicorn(ctx: Context, block: Block) -> None:
+    """The block defines an ASGI ``app`` with ``GET /chat``: uvicorn serves it on 127.0.0.1
+    and a question goes through it."""
+    ctx.run(block)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(ctx.namespace["app"], log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+
+    async def exchange() -> None:
+        serving = asyncio.ensure_future(server.serve(sockets=[listener]))
+        try:
+            await _ask_over_http(f"http://127.0.0.1:{port}/chat")
+        finally:
+            server.should_exit = True
+            await serving
+
+    try:
+        ctx.loop.run_until_complete(exchange())
+    finally:
+        listener.close()
+
+
+@runner("aiohttp-app")
+def _served_by_aiohttp(ctx: Context, block: Block) -> None:
+    """The block defines an aiohttp.web ``app`` with ``GET /chat``: it is served on
+    127.0.0.1 and a question goes through it."""
+    ctx.run(block)
+
+    async def exchange() -> None:
+        app_runner = web.AppRunner(ctx.namespace["app"])
+        await app_runner.setup()
+        try:
+            site = web.TCPSite(app_runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            await _ask_over_http(f"http://127.0.0.1:{port}/chat")
+        finally:
+            await app_runner.cleanup()
+
+    ctx.loop.run_until_complete(exchange())
 
 
 def _section(block: Block) -> list[Block]:
