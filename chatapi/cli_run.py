@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import sys
 from typing import Any
 
 import orjson
 
-from ._cli.chat import FAKE_CHUNK_DELAY, STOP_TIMEOUT, ChatSession, _describe
+from ._cli.chat import FAKE_CHUNK_DELAY, STOP_TIMEOUT, ChatSession, _describe, run_session
 from ._cli.running import Interrupted
 from ._cli.running import run as _run
 from ._cli.running import uncancel as _uncancel
@@ -189,27 +187,4 @@ class RunSession(ChatSession):
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    err = sys.stderr
-    if args.fake and args.base_url:
-        err.write("chatapi: error: --fake and --base-url cannot be used together\n")
-        return EXIT_USAGE
-    if not args.fake and not (args.api_key or os.environ.get(ENV_API_KEY, "").strip()):
-        err.write(
-            f"chatapi: error: no API key: pass --api-key or set {ENV_API_KEY} (or try --fake)\n"
-        )
-        return EXIT_USAGE
-    session = RunSession(args, sys.stdout, err)
-    loop = asyncio.new_event_loop()
-    try:
-        try:
-            loop.run_until_complete(session.open())
-        except ConfigurationError as error:
-            session.error(str(error))
-            return EXIT_USAGE
-        return _run(loop, session.run())
-    finally:
-        try:
-            loop.run_until_complete(session.close())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+    return run_session(args, RunSession, lambda loop, session: _run(loop, session.run()))

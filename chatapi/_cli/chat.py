@@ -8,8 +8,9 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import orjson
 
@@ -297,7 +298,19 @@ def _describe(error: ChatAPIError) -> str:
     return str(error)
 
 
-def run(args: argparse.Namespace) -> int:
+S = TypeVar("S", bound="ChatSession")
+
+
+def run_session(
+    args: argparse.Namespace,
+    make_session: Callable[[argparse.Namespace, TextIO, TextIO], S],
+    body: Callable[[asyncio.AbstractEventLoop, S], int],
+) -> int:
+    """Check the connection flags, open a session on a new loop, run ``body``, clean up.
+
+    Shared by the commands that talk to an app (``chat``, ``run``), so that their usage
+    checks, exit codes and shutdown stay the same.
+    """
     err = sys.stderr
     if args.fake and args.base_url:
         err.write("chatapi: error: --fake and --base-url cannot be used together\n")
@@ -307,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
             f"chatapi: error: no API key: pass --api-key or set {ENV_API_KEY} (or try --fake)\n"
         )
         return EXIT_USAGE
-    session = ChatSession(args, sys.stdout, err)
+    session = make_session(args, sys.stdout, err)
     loop = asyncio.new_event_loop()
     try:
         try:
@@ -315,15 +328,23 @@ def run(args: argparse.Namespace) -> int:
         except ConfigurationError as error:
             session.error(str(error))
             return EXIT_USAGE
-        if args.query is not None:
-            return run_interruptible(loop, session.turn(args.query))
-        return _conversation(loop, session, sys.stdin)
+        return body(loop, session)
     finally:
         try:
             loop.run_until_complete(session.close())
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def _chat(loop: asyncio.AbstractEventLoop, session: ChatSession) -> int:
+    if session.args.query is not None:
+        return run_interruptible(loop, session.turn(session.args.query))
+    return _conversation(loop, session, sys.stdin)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_session(args, ChatSession, _chat)
 
 
 def _conversation(loop: asyncio.AbstractEventLoop, session: ChatSession, lines: TextIO) -> int:
