@@ -34,6 +34,7 @@ __all__ = [
     "decode_json",
     "json_object",
     "mismatch",
+    "presets_defaults",
     "shape_error",
     "structure",
     "structure_hook",
@@ -240,9 +241,25 @@ def _slot_setters(cls: type[Any], names: list[str]) -> list[Callable[[Any, Any],
     return setters
 
 
+# ``__attrs_pre_init__`` functions that only store default values early: ``__init__`` then
+# sets every field anyway, and so does the generated function (which does not call them).
+_PRESETTING: set[Callable[[Any], None]] = set()
+
+_PreInit = TypeVar("_PreInit", bound=Callable[[Any], None])
+
+
+def presets_defaults(pre_init: _PreInit) -> _PreInit:
+    """Mark an ``__attrs_pre_init__`` that only gives fields their defaults (see above)."""
+    _PRESETTING.add(pre_init)
+    return pre_init
+
+
 def _plain_init(cls: type[Any], fields: tuple[attrs.Attribute[Any], ...]) -> bool:
     """Whether ``__init__`` of ``cls`` only stores its arguments (or defaults) in the fields."""
-    if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "__attrs_post_init__"):
+    pre_init = getattr(cls, "__attrs_pre_init__", None)
+    if pre_init is not None and pre_init not in _PRESETTING:
+        return False
+    if hasattr(cls, "__attrs_post_init__"):
         return False
     for field in fields:
         default = field.default

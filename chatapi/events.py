@@ -26,7 +26,7 @@ import attrs
 import msgspec
 import orjson
 
-from ._convert import SHAPE_ERRORS, shape_error, structure_hook
+from ._convert import SHAPE_ERRORS, presets_defaults, shape_error, structure_hook
 from ._fast_decode import fast_decoder
 from ._serialize import Serializable
 from .errors import ResponseDecodeError
@@ -108,6 +108,16 @@ class StreamEvent(Serializable):
     # its JSON bytes here until ``raw`` is first read: most events are never asked for it.
     _raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
+    @presets_defaults
+    def __attrs_pre_init__(self) -> None:
+        # msgspec calls this on the bare instance before it decodes into it, and afterwards
+        # asks the instance for every field: a slot still empty costs a raised and cleared
+        # AttributeError, several times the price of filling it here. ``raw`` is never in the
+        # JSON and Dify leaves ``workflow_run_id`` out of most events, so both start with
+        # their defaults (attrs' ``__init__`` calls this too, then sets every field anyway).
+        _keep_raw(self, _NO_RAW)
+        _set_workflow_run_id(self, None)
+
     @property
     def raw(self) -> dict[str, Any]:
         """The whole JSON object of the event, fields this version does not know included."""
@@ -116,6 +126,15 @@ class StreamEvent(Serializable):
             raw = _parse_raw(raw)
             _keep_raw(self, raw)
         return raw  # type: ignore[no-any-return]
+
+
+# Write the slots of a frozen event: ``raw`` (the kept bytes, later their dict) and one id.
+_keep_raw: Callable[[StreamEvent, Any], None] = StreamEvent.__dict__["_raw"].__set__
+_set_workflow_run_id: Callable[[StreamEvent, Any], None] = StreamEvent.__dict__[
+    "workflow_run_id"
+].__set__
+# What ``raw`` holds until the decoder (or ``__init__``) gives it the event's own JSON.
+_NO_RAW = b"{}"
 
 
 # Answer text and files
@@ -667,14 +686,14 @@ def _parse_raw(data: bytes) -> dict[str, Any]:
     return raw
 
 
-# Writes the slot behind ``raw`` of a frozen event (the kept bytes, later their dict).
-_keep_raw: Callable[[StreamEvent, Any], None] = StreamEvent.__dict__["_raw"].__set__
-
 _FastEntry = tuple[str, Callable[[bytes], StreamEvent]]
-# msgspec decoders by wire name (as bytes, as the payload starts), made on first use; only
-# known names are cached, so the table stays bounded whatever a server sends. None: that
-# class goes through the converter.
+# msgspec decoders keyed by how a payload naming the event starts, up to the closing quote of
+# the name (``{"event":"message``, and the spelling with a space after the colon), made on
+# first use. Only known names are cached, so the table stays bounded whatever a server sends;
+# None: that class goes through the converter.
 _fast: dict[bytes, _FastEntry | None] = {}
+_COMPACT = b'{"event":"'
+_SPACED = b'{"event": "'
 
 
 def decode_event(data: str | bytes) -> StreamEvent:
@@ -691,38 +710,48 @@ def decode_event(data: str | bytes) -> StreamEvent:
             encoded = data.encode()
         except UnicodeEncodeError:  # lone surrogates: only the converter path copes
             return _decode_with_converter(data)
-    # Dify writes "event" first: a look at the start finds the class. An escaped name is no
-    # key of the table, and a later duplicate "event" key is caught below.
-    if encoded.startswith(b'{"event":"'):
-        name = encoded[10 : encoded.find(b'"', 10)]
-    elif encoded.startswith(b'{"event": "'):
-        name = encoded[11 : encoded.find(b'"', 11)]
-    else:
+    # Dify writes "event" first and compact: one slice of the start finds the class. Any
+    # other start misses the table and is sorted out by ``_fast_entry``. Whatever the start
+    # claims, msgspec checks the whole payload, and a later duplicate "event" key (which
+    # msgspec would let win) is caught below.
+    entry = _fast.get(encoded[: encoded.find(b'"', 10)])
+    if entry is None:
+        entry = _fast_entry(encoded)
+        if entry is None:
+            return _decode_with_converter(data)
+    try:
+        event = entry[1](encoded)
+    except msgspec.MsgspecError:
+        # Only strictly typed JSON gets through: the converter applies its leniency to the
+        # rest, or raises the error.
         return _decode_with_converter(data)
-    entry = _fast.get(name)
-    if entry is None and name not in _fast:
-        entry = _fast_entry(name)
-    if entry is not None:
-        try:
-            event = entry[1](encoded)
-        except msgspec.MsgspecError:
-            # Only strictly typed JSON gets through: the converter applies its leniency to the
-            # rest, or raises the error.
-            pass
-        else:
-            if event.event == entry[0]:
-                _keep_raw(event, encoded)
-                return event
-    return _decode_with_converter(data)
+    if event.event != entry[0]:
+        return _decode_with_converter(data)
+    _keep_raw(event, encoded)
+    return event
 
 
-def _fast_entry(name: bytes) -> _FastEntry | None:
-    text = name.decode("utf-8", "replace")
-    cls = EVENT_TYPES.get(text)
+def _fast_entry(encoded: bytes) -> _FastEntry | None:
+    """The table entry for a payload whose start missed the table, made if it is a known name."""
+    if encoded.startswith(_COMPACT):
+        start = len(_COMPACT)
+    elif encoded.startswith(_SPACED):
+        start = len(_SPACED)
+    else:
+        return None
+    end = encoded.find(b'"', start)
+    if end < 0:
+        return None
+    head = encoded[:end]
+    if head in _fast:
+        return _fast[head]  # a spaced start, or a class the converter decodes
+    # An escaped name (a backslash before the quote found) is no key of EVENT_TYPES.
+    name = encoded[start:end].decode("utf-8", "replace")
+    cls = EVENT_TYPES.get(name)
     if cls is None:
         return None
     decode = fast_decoder(cls)
-    entry = _fast[name] = (text, decode) if decode is not None else None
+    entry = _fast[head] = (name, decode) if decode is not None else None
     return entry
 
 
