@@ -105,6 +105,32 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())
 
+    def wait_for_the_prompt_to_read(self) -> None:
+        """Wait until the command sleeps in readline's ``select()`` on the terminal.
+
+        CPython's readline looks at signals only when that ``select()`` is interrupted: a
+        Ctrl-C landing after the prompt was printed but before the call began is noticed at
+        the next key only. A person cannot type that fast; a test can, so it waits for the
+        call first. Linux shows where a process sleeps in ``/proc``; elsewhere, or where the
+        kernel hides it, this returns at once.
+        """
+        pid = self.process.pid
+        deadline = time.monotonic() + EXPECT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/wchan") as file:
+                    where = file.read()
+                with open(f"/proc/{pid}/stat") as file:
+                    state = file.read().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                return
+            if "poll_schedule_timeout" in where or "select" in where:
+                return
+            if state == "S" and where in ("", "0"):
+                return  # asleep, but the kernel does not say where
+            time.sleep(0.005)  # polling for a state the process is about to reach
+        raise AssertionError(f"the command never waited for input; output:\n{self.output!r}")
+
     def wait(self) -> int:
         """Read to the end and return the exit code."""
         deadline = time.monotonic() + EXPECT_TIMEOUT
@@ -162,6 +188,7 @@ def test_prompt_edits_lines_keeps_history_and_ctrl_c_exits_with_the_id(
     term.type("abc" + LEFT + LEFT + "X\r")  # the cursor moves; no escape codes are sent
     term.expect("Echo: aXbc")
     term.expect("> ")
+    term.wait_for_the_prompt_to_read()
     term.type(CTRL_C)
     id_line = term.expect(r"\r\nchatapi: conversation (\S+) \(continue it with --conversation")
     assert term.wait() == 0
