@@ -108,7 +108,6 @@ class SSEDecoder:
         "_bom_head",
         "_buf",
         "_data",
-        "_data_size",
         "_dispatch_empty",
         "_event_type",
         "_last_event_id",
@@ -116,6 +115,7 @@ class SSEDecoder:
         "_pending",
         "_plain",
         "_retry",
+        "_room",
         "_scanned_bytes",
         "_skip_lf",
     )
@@ -137,7 +137,8 @@ class SSEDecoder:
         # Neither BOM bytes nor a trailing CR await the next chunk (see feed_data).
         self._plain = False
         self._data: list[bytes] = []
-        self._data_size = 0
+        # How much more the event being read may take: max_event_size less its data lines.
+        self._room = max_event_size
         self._event_type = b""
         self._pending = False
 
@@ -171,10 +172,12 @@ class SSEDecoder:
         """
         if self._plain and 10 not in chunk and 13 not in chunk:
             # A stream read in small pieces: most chunks only extend the partial line.
+            # Not counted in ``_scanned_bytes`` here: these bytes are counted once their line
+            # ends and ``_feed`` interprets them, and the two checks above read each byte of
+            # a chunk once, which is linear by construction.
             buf = self._buf
             buf += chunk
-            self._scanned_bytes += len(chunk)
-            if self._data_size + len(buf) > self._max_event_size:
+            if len(buf) > self._room:
                 raise self._too_large(bytes(buf[:_ERROR_HEAD]))
             return ()
         return self._feed(chunk, True)
@@ -303,7 +306,7 @@ class SSEDecoder:
                 continue
             # Comments are checked too: while being read they count like any other line, and
             # the verdict must not depend on where the chunks were cut.
-            if self._data_size + len(line) > self._max_event_size:
+            if len(line) > self._room:
                 raise self._too_large(line)
             if line[0] == 0x3A:  # ":" starts a comment
                 continue
@@ -313,7 +316,7 @@ class SSEDecoder:
                 value = value[1:]
             if name == b"data":
                 self._data.append(value)
-                self._data_size += len(line)
+                self._room -= len(line)
             elif name == b"event":
                 self._event_type = value
             elif name == b"id":
@@ -346,12 +349,12 @@ class SSEDecoder:
 
     def _reset_block(self) -> None:
         self._data = []
-        self._data_size = 0
+        self._room = self._max_event_size
         self._event_type = b""
         self._pending = False
 
     def _check_partial_line(self) -> None:
-        if self._data_size + len(self._buf) > self._max_event_size:
+        if len(self._buf) > self._room:
             raise self._too_large(bytes(self._buf[:_ERROR_HEAD]))
 
     def _too_large(self, head: bytes) -> SSEDecodeError:
