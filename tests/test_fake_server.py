@@ -220,7 +220,9 @@ def test_script_rejects_bad_settings() -> None:
 
 
 async def test_pings_fill_the_silence() -> None:
-    slow = FakeChatServer(ping_interval=0.02, chunk_delay=0.2, replies="a b")
+    # One word after a second: fifty ping intervals, a margin that a busy machine's stalls
+    # (the first stream of a process also builds its decoders) do not use up.
+    slow = FakeChatServer(ping_interval=0.02, chunk_delay=1.0, replies="a")
     async with (
         slow,
         AsyncChatClient(api_key="k", base_url=slow.base_url, user=USER) as client,
@@ -228,7 +230,7 @@ async def test_pings_fill_the_silence() -> None:
     ):
         events = [event async for event in stream]
     first_message = names(events).index("message")
-    # Each chunk waits 0.2 s, ten ping intervals: pings come before it.
+    # The chunk waits fifty ping intervals: pings come before it.
     assert "ping" in names(events)[1:first_message]
 
 
