@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Iterable
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import orjson
 
@@ -105,7 +105,7 @@ def orjson_limit(chunks: list[bytes]) -> int:
     return count
 
 
-def _struct_decoder() -> Callable[[bytes], Any]:
+def _struct_decoder() -> Callable[[bytes | bytearray], Any]:
     """msgspec Structs of the benchmark's events, one tagged union: the fastest typed decode
     Python offers, without chatapi's public attrs classes or its leniency."""
     import msgspec
@@ -128,13 +128,16 @@ def _struct_decoder() -> Callable[[bytes], Any]:
         files: list[dict[str, Any]] | None = None
 
     def with_data(name: str) -> type[Event]:
-        return msgspec.defstruct(
-            name, [("data", "dict[str, Any] | None", None)], bases=(Event,), tag=name
+        return cast(
+            "type[Event]",
+            msgspec.defstruct(
+                name, [("data", "dict[str, Any] | None", None)], bases=(Event,), tag=name
+            ),
         )
 
     names = ("workflow_started", "workflow_finished", "node_started", "node_finished")
     types = (Message, MessageEnd, *(with_data(name) for name in names))
-    decoder = msgspec.json.Decoder(Union[types])  # type: ignore[valid-type]  # noqa: UP007
+    decoder = msgspec.json.Decoder(Union[types])  # noqa: UP007
     return decoder.decode
 
 
@@ -250,7 +253,9 @@ def httpx_sse_pydantic(chunks: list[bytes]) -> int:
 
 def httpx_sse_dify_client(chunks: list[bytes]) -> int:
     """dify-client-python's own pipeline: httpx-sse, ``json.loads``, its pydantic models."""
-    from dify_client.models.stream import build_chat_stream_response
+    from dify_client.models.stream import (  # type: ignore[import-untyped]
+        build_chat_stream_response,
+    )
 
     loads = json.loads
     count = 0
