@@ -36,6 +36,8 @@ class AsyncWorkflowStream(AsyncChatStream):
     cleanly (``final_run().paused``) and can be followed with ``workflows.events``.
     """
 
+    __slots__ = ()
+
     async def __aenter__(self) -> AsyncWorkflowStream:
         await self._open()
         return self
@@ -116,6 +118,8 @@ class AsyncWorkflowStream(AsyncChatStream):
 class AsyncCompletionStream(AsyncChatStream):
     """The events of one completion app answer: a chat stream whose ``final_message()``
     says ``mode == "completion"`` and has no conversation."""
+
+    __slots__ = ()
 
     async def __aenter__(self) -> AsyncCompletionStream:
         await self._open()

@@ -124,11 +124,26 @@ def _wake_reader_when_lost(response: aiohttp.ClientResponse) -> None:
     closed = getattr(connection.protocol, "closed", None)
     if not isinstance(closed, asyncio.Future) or closed.done():
         return
-    content = response.content
+    watch = _LossWatch(response, closed)
+    closed.add_done_callback(watch)
+    connection.add_callback(watch.forget)
 
-    def on_lost(_: object) -> None:
+
+class _LossWatch:
+    """The callback of :func:`_wake_reader_when_lost`: one small object per response held
+    for the life of a stream, rather than two closures and their cells."""
+
+    __slots__ = ("closed", "response")
+
+    def __init__(self, response: aiohttp.ClientResponse, closed: asyncio.Future[Any]) -> None:
+        self.response = response
+        self.closed = closed
+
+    def __call__(self, _: object) -> None:
         # aiohttp reports every other loss mid-body itself, before this runs: only the
         # parser's rejection of the body leaves the reader without an error.
+        response = self.response
+        content = response.content
         if not content.is_eof() and content.exception() is None:
             content.set_exception(
                 aiohttp.ClientResponseError(
@@ -139,11 +154,9 @@ def _wake_reader_when_lost(response: aiohttp.ClientResponse) -> None:
                 )
             )
 
-    def forget() -> None:
-        closed.remove_done_callback(on_lost)
-
-    closed.add_done_callback(on_lost)
-    connection.add_callback(forget)
+    def forget(self) -> None:
+        """The connection was released: a later loss is not this response's."""
+        self.closed.remove_done_callback(self)
 
 
 def _sent_nothing(exc: BaseException) -> bool:

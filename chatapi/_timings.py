@@ -17,7 +17,7 @@ gaps need (a running mean cannot give their percentiles). The array stops growin
 from __future__ import annotations
 
 from array import array
-from collections import deque
+from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
@@ -78,7 +78,7 @@ class StreamTimings:
 
     # -- fed by the stream ------------------------------------------------------------------
 
-    def on_events(self, queue: deque[Any], start: int, arrived: float) -> None:
+    def on_events(self, queue: Sequence[Any], start: int, arrived: float) -> None:
         """A chunk arrived at ``arrived`` and queued ``queue[start:]`` (not yet decoded,
         some of them pings); the stream reads them before it reads the next chunk."""
         if self.first_event is None:

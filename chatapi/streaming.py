@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -197,6 +196,58 @@ class AsyncChatStream:
     delta's arrival, and how the stream ended.
     """
 
+    # Slots: with 40-odd attributes an instance dict outgrows CPython's shared keys and
+    # costs about 1.5 KiB per stream; thousands of streams are held open at once. The four
+    # public ids stay in a (small) instance dict, so that the class shows the same names
+    # as before.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_agent_mode",
+        "_answer_lock",
+        "_answer_parts",
+        "_answer_round",
+        "_answer_size",
+        "_answer_text",
+        "_awaiting_resume",
+        "_clock",
+        "_closed",
+        "_complete",
+        "_content",
+        "_created_at",
+        "_deadline_hit",
+        "_decoder",
+        "_description",
+        "_end_on_pause",
+        "_eof",
+        "_event_count",
+        "_failure",
+        "_grace_deadline",
+        "_idle_deadline",
+        "_include_pings",
+        "_loop",
+        "_message_end",
+        "_opened",
+        "_opened_at",
+        "_opener",
+        "_paused",
+        "_pending",
+        "_pending_at",
+        "_reader",
+        "_registry",
+        "_replaced_answers",
+        "_response",
+        "_stop_requested",
+        "_stopped",
+        "_stopper",
+        "_timeout",
+        "_timings",
+        "_trace",
+        "_watchdog",
+        "_workflow_finished",
+        "_workflow_mode",
+    )
+
     def __init__(
         self,
         opener: Opener,
@@ -209,7 +260,8 @@ class AsyncChatStream:
         description: str = "stream",
         registry: StreamRegistry | None = None,
     ) -> None:
-        self._opener = opener
+        # Dropped once the request went out: it holds the request body.
+        self._opener: Opener | None = opener
         self._stopper = stopper
         self._timeout = timeout
         self._include_pings = include_pings
@@ -219,11 +271,14 @@ class AsyncChatStream:
         self._awaiting_resume = False
         self._decoder = SSEDecoder(dispatch_empty=True, max_event_size=max_event_size)
         self._response: aiohttp.ClientResponse | None = None
-        self._chunks: AsyncIterator[bytes] | None = None
+        self._content: aiohttp.StreamReader | None = None
         # Data of the events read but not yet taken, decoded when taken: a stream held open
         # keeps the bytes of what its last read brought, not event objects (a third of the
         # memory), and a consumer that stops early never pays for decoding the rest.
-        self._pending: deque[bytes | str | StreamEvent] = deque()
+        # A list read from ``_pending_at`` and cleared when its last item is taken: empty,
+        # it costs 56 bytes where a deque keeps a 64-slot block (760 bytes) per stream.
+        self._pending: list[bytes | str | StreamEvent] = []
+        self._pending_at = 0
         self._opened = False
         self._closed = False
         self._eof = False
@@ -386,8 +441,15 @@ class AsyncChatStream:
         return self._text_deltas()
 
     async def _text_deltas(self) -> AsyncIterator[str]:
-        async for event in self:
-            text = self._text_of(event)
+        # Not ``async for event in self``: the loop variable would keep the last event (and
+        # the JSON bytes it holds) alive while the stream waits for its next read.
+        take = self.__anext__
+        text_of = self._text_of
+        while True:
+            try:
+                text = text_of(await take())
+            except StopAsyncIteration:
+                return
             if text:
                 yield text
 
@@ -397,13 +459,18 @@ class AsyncChatStream:
 
     async def final_message(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole answer, as ``chat.send`` would."""
-        async for _ in self:
-            pass
+        await self.until_done()
         return self._completion()
 
     async def until_done(self) -> None:
         """Read the rest of the stream, discarding the events."""
-        async for _ in self:
+        # Not ``async for _ in self``: ``_`` would keep the last event (and the JSON bytes
+        # it holds) alive while the stream waits for its next read.
+        take = self.__anext__
+        try:
+            while True:
+                await take()
+        except StopAsyncIteration:
             pass
 
     def to_sse(
@@ -457,7 +524,7 @@ class AsyncChatStream:
     def _release(self) -> None:
         # Synchronous so that the loop thread can release a stream without awaiting.
         self._closed = True
-        self._pending.clear()
+        self._clear_pending()
         self._close_response()
         self._timings.finish("closed", self._clock())
         self._forget()
@@ -471,7 +538,7 @@ class AsyncChatStream:
         if response is None or loop is None:
             return
         self._response = None
-        self._chunks = None
+        self._content = None
         try:
             if loop.is_closed():
                 return
@@ -544,7 +611,10 @@ class AsyncChatStream:
         self._idle_deadline = deadline
 
     async def _open_response(self) -> None:
-        response = await self._opener()
+        opener = self._opener
+        assert opener is not None  # _open() runs this once
+        self._opener = None
+        response = await opener()
         self._timings.headers = self._clock()
         self._response = response
         self._trace = take_stream_trace(response)
@@ -561,7 +631,9 @@ class AsyncChatStream:
                 f"{content_type or 'no content type'} (HTTP {response.status})",
                 data=head,
             )
-        self._chunks = response.content.iter_any()
+        # Read with readany() itself: iter_any() would add an iterator and a coroutine
+        # frame to every read an open stream waits in.
+        self._content = response.content
 
     def _close_response(self) -> None:
         if self._trace is not None:
@@ -586,14 +658,14 @@ class AsyncChatStream:
         else:
             response.close()
         self._response = None
-        self._chunks = None
+        self._content = None
 
     async def _fill(self) -> None:
         """Read one chunk (or the end of the body) and queue the events it completes."""
         if not self._opened:
             await self._open()
-        chunks = self._chunks
-        if chunks is None:
+        content = self._content
+        if content is None:
             self._complete = True
             return
         deadline = self._idle_deadline
@@ -602,12 +674,12 @@ class AsyncChatStream:
             deadline = grace
         try:
             if deadline is None:
-                chunk = await chunks.__anext__()
+                chunk = await content.readany()
             elif _WATCHDOG:
                 self._arm_watchdog(deadline)
                 task = self._reader = asyncio.current_task()
                 try:
-                    chunk = await chunks.__anext__()
+                    chunk = await content.readany()
                 except asyncio.CancelledError:
                     if not self._deadline_hit or task is None:
                         raise
@@ -622,13 +694,20 @@ class AsyncChatStream:
                 limit = timeout_at(deadline)
                 try:
                     async with limit:
-                        chunk = await chunks.__anext__()
+                        chunk = await content.readany()
                 except asyncio.TimeoutError:
                     if not _expired(limit):
                         raise
                     self._on_deadline()
                     return
-        except StopAsyncIteration:
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            if self._grace_deadline is not None or self._closed:
+                # The run was over already, or another task closed (or stopped) the stream
+                # under this read: a connection that breaks now loses nothing.
+                self._complete = True
+                return
+            raise self._transport_failure(exc) from exc
+        if not chunk:  # readany() gives b"" only at the end of the body
             self._eof = True
             try:
                 queued = len(self._pending)
@@ -640,13 +719,6 @@ class AsyncChatStream:
                 raise self._decoder_failure(exc) from exc
             self._on_end_of_body()
             return
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            if self._grace_deadline is not None or self._closed:
-                # The run was over already, or another task closed (or stopped) the stream
-                # under this read: a connection that breaks now loses nothing.
-                self._complete = True
-                return
-            raise self._transport_failure(exc) from exc
         now = self._clock()
         timings = self._timings
         if timings.first_byte is None:
@@ -747,15 +819,29 @@ class AsyncChatStream:
     def _take_pending(self) -> StreamEvent:
         """The next queued event, decoded. A payload that cannot be decoded ends the stream
         (the events before it were delivered)."""
-        item = self._pending.popleft()
+        pending = self._pending
+        at = self._pending_at
+        item = pending[at]
+        at += 1
+        if at == len(pending):
+            # All taken: empty again (``while pending`` and _feed's ``not queued`` rely on it).
+            pending.clear()
+            self._pending_at = 0
+        else:
+            pending[at - 1] = None  # type: ignore[call-overload]  # drop the taken data now
+            self._pending_at = at
         if item is PING:
             return PING
         try:
             return decode_event(item)  # type: ignore[arg-type]
         except ResponseDecodeError as exc:
-            self._pending.clear()
+            self._clear_pending()
             self._fail(exc)
             raise
+
+    def _clear_pending(self) -> None:
+        self._pending.clear()
+        self._pending_at = 0
 
     def _accept(self, event: StreamEvent) -> StreamEvent | None:
         """Update the run state with ``event``; return it if the caller should see it."""
@@ -861,7 +947,7 @@ class AsyncChatStream:
             self._complete = True
 
     def _raise_error_event(self, event: ErrorEvent) -> None:
-        self._pending.clear()
+        self._clear_pending()
         if self._stop_requested:
             # Stopping a run may end it with an error event: the end the caller asked for.
             self._stopped = True
