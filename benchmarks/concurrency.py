@@ -17,6 +17,7 @@ The servers run in a child process (``benchmarks._server fake``). For each level
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import resource
@@ -43,10 +44,11 @@ def _raise_file_limit(streams: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
-async def _hold(base_url: str, streams: int) -> tuple[int, list[float], float]:
+async def _hold(base_url: str, streams: int) -> tuple[int, list[float], float, dict[str, int]]:
     """Open ``streams`` at once, hold them all mid-stream, then finish them.
 
-    Returns the completed count, the times to first event and the memory per open stream.
+    Returns the completed count, the times to first event, the memory per open stream and
+    the failures by kind (the exception's class, or "wrong answer").
     """
     gc.collect()
     before = rss_bytes()
@@ -82,10 +84,17 @@ async def _hold(base_url: str, streams: int) -> tuple[int, list[float], float]:
         results = await asyncio.gather(*tasks, return_exceptions=True)
         waiter.cancel()
     completed = sum(result is True for result in results)
-    return completed, first_event, per_stream
+    failures = collections.Counter(
+        type(result).__name__ if isinstance(result, BaseException) else "wrong answer"
+        for result in results
+        if result is not True
+    )
+    return completed, first_event, per_stream, dict(failures)
 
 
-def _hold_in_child(base_url: str, streams: int) -> tuple[int, list[float], float | None]:
+def _hold_in_child(
+    base_url: str, streams: int
+) -> tuple[int, list[float], float | None, dict[str, int]]:
     """Run one open-and-hold round in a fresh process: memory freed by an earlier round
     would otherwise be reused and hide what the streams take."""
     output = subprocess.run(
@@ -95,11 +104,13 @@ def _hold_in_child(base_url: str, streams: int) -> tuple[int, list[float], float
         text=True,
         timeout=300,
     ).stdout
-    done, firsts, per_stream = json.loads(output)
-    return done, firsts, per_stream
+    done, firsts, per_stream, failures = json.loads(output)
+    return done, firsts, per_stream, failures
 
 
-async def _hold_round(base_url: str, streams: int) -> tuple[int, list[float], float]:
+async def _hold_round(
+    base_url: str, streams: int
+) -> tuple[int, list[float], float, dict[str, int]]:
     _raise_file_limit(streams)
     # Warm up first (imports, the event classes' structure functions), on another client.
     async with (
@@ -137,9 +148,11 @@ async def _level(ports: list[int], streams: int, settings: Settings) -> list[Row
     memory = Row(part, "memory per open stream (RSS)", "KiB", higher_is_better=False)
     rate = Row(part, f"flood: {settings.flood} events per stream", "events/s")
     flood_done = Row(part, "completed (flood rounds)", "streams")
+    failed: collections.Counter[str] = collections.Counter()
     for _ in range(settings.repeat):
-        done, firsts, per_stream = _hold_in_child(paced, streams)
+        done, firsts, per_stream, failures = _hold_in_child(paced, streams)
         completed.values.append(done)
+        failed.update(failures)
         if firsts:
             ordered = sorted(firsts)
             ttfe_p50.values.append(statistics.median(ordered) * 1e3)
@@ -154,6 +167,9 @@ async def _level(ports: list[int], streams: int, settings: Settings) -> list[Row
             done, events, seconds = await _flood(client, streams)
             flood_done.values.append(done)
             rate.values.append(events / seconds)
+    if failed:
+        # Which failures, over all rounds: the count alone would not say why.
+        completed.note = "failed: " + ", ".join(f"{kind} x{n}" for kind, n in failed.items())
     completed.check(f"= {streams:,}", lambda value: value == streams, on="value")
     flood_done.check(f"= {streams:,}", lambda value: value == streams, on="value")
     if streams >= 1_000:
@@ -164,8 +180,8 @@ async def _level(ports: list[int], streams: int, settings: Settings) -> list[Row
 def main() -> None:
     """Child process: ``python -m benchmarks.concurrency BASE_URL STREAMS``."""
     base_url, streams = sys.argv[1], int(sys.argv[2])
-    done, firsts, per_stream = asyncio.run(_hold_round(base_url, streams))
-    print(json.dumps([done, firsts, None if per_stream != per_stream else per_stream]))
+    done, firsts, per_stream, failures = asyncio.run(_hold_round(base_url, streams))
+    print(json.dumps([done, firsts, None if per_stream != per_stream else per_stream, failures]))
 
 
 def run(settings: Settings) -> list[Row]:
